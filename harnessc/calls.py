@@ -1,0 +1,96 @@
+"""Typing a built-in call: bind arguments to the signature, unify types, propagate absence.
+
+An argument that may be absent (`T?`) passed where the signature wants `T` makes the whole call absent
+when it is: `extract_boxed(solve)` is `text?` when `solve` is guarded. Conditions treat absent as false.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harnessc import ast, ir
+from harnessc.names import did_you_mean
+from harnessc.types import ANY, AnyType, Optional_, Type, make_optional, substitute, unify
+
+if TYPE_CHECKING:
+    from harnessc.builtins.registry import Builtin, Parameter
+    from harnessc.lower import Lowerer, _Scope
+
+
+def bind_call(lowerer: Lowerer, node: ast.Call, scope: _Scope) -> ir.Expr:
+    name = node.function.name
+    builtin = lowerer.registry.get(name)
+    if builtin is None:
+        for argument in node.arguments:
+            lowerer.lower_expr(argument.value if isinstance(argument, ast.KeywordArgument) else argument, scope)
+        lowerer.error("unknown-builtin", f"unknown built-in `{name}`", node.function.span, "not a built-in",
+                      did_you_mean(name, lowerer.registry.names()) or ("`harnessc builtins` lists them all",))
+        return ir.CallExpr(function=name, arguments=(), type=ANY, span=node.span)
+    bound = _bind_arguments(lowerer, builtin, node, scope)
+    return _typed_call(lowerer, builtin, bound, node)
+
+
+def _bind_arguments(lowerer: Lowerer, builtin: Builtin, node: ast.Call, scope: _Scope) -> dict[str, ir.Expr]:
+    parameters = {parameter.name: parameter for parameter in builtin.signature.parameters}
+    order = list(parameters)
+    bound: dict[str, ir.Expr] = {}
+    seen_keyword = False
+    for index, argument in enumerate(node.arguments):
+        if isinstance(argument, ast.KeywordArgument):
+            seen_keyword = True
+            _bind_keyword(lowerer, builtin, argument, parameters, bound, scope)
+        elif seen_keyword:
+            lowerer.error("argument-count", "a positional argument cannot follow a keyword argument",
+                          argument.span, "positional after keyword")
+        elif index >= len(order):
+            lowerer.error("argument-count", f"`{builtin.name}` takes at most {len(order)} argument"
+                          f"{'' if len(order) == 1 else 's'}, but {len(node.arguments)} were given", argument.span,
+                          "one too many" if index == len(order) else "too many", (f"signature: {builtin.signature}",))
+        else:
+            bound[order[index]] = lowerer.lower_expr(argument, scope)
+    return bound
+
+
+def _bind_keyword(lowerer: Lowerer, builtin: Builtin, argument: ast.KeywordArgument, parameters: dict,
+                  bound: dict[str, ir.Expr], scope: _Scope) -> None:
+    key = argument.name.name
+    value = lowerer.lower_expr(argument.value, scope)
+    if key not in parameters:
+        lowerer.error("unknown-argument", f"`{builtin.name}` has no parameter `{key}`", argument.name.span,
+                      "no such parameter", did_you_mean(key, parameters) or (f"signature: {builtin.signature}",))
+    elif key in bound:
+        lowerer.error("duplicate-argument", f"argument `{key}` is given twice", argument.span, "given again here")
+    else:
+        bound[key] = value
+
+
+def _typed_call(lowerer: Lowerer, builtin: Builtin, bound: dict[str, ir.Expr], node: ast.Call) -> ir.Expr:
+    bindings: dict[str, Type] = {}
+    absent_possible = False
+    arguments: list[ir.Expr] = []
+    for parameter in builtin.signature.parameters:
+        value = bound.get(parameter.name)
+        if value is None:
+            arguments.append(_default(lowerer, builtin, parameter, node))
+            continue
+        actual = value.type
+        if isinstance(actual, Optional_) and not isinstance(parameter.type, Optional_):
+            actual, absent_possible = actual.inner, True
+        if not unify(parameter.type, actual, bindings):
+            lowerer.error("argument-type", f"argument `{parameter.name}` of `{builtin.name}` must be "
+                          f"{substitute(parameter.type, bindings)}, but this is {value.type}", value.span,
+                          f"this is {value.type}", (f"signature: {builtin.signature}",))
+        arguments.append(value)
+    result = substitute(builtin.signature.returns, bindings)
+    if absent_possible and not isinstance(result, AnyType):
+        result = make_optional(result)
+    return ir.CallExpr(function=builtin.name, arguments=tuple(arguments), type=result, span=node.span)
+
+
+def _default(lowerer: Lowerer, builtin: Builtin, parameter: Parameter, node: ast.Call) -> ir.Expr:
+    if parameter.required:
+        lowerer.error("argument-count", f"`{builtin.name}` is missing its argument `{parameter.name}`", node.span,
+                      f"`{parameter.name}` not given", (f"signature: {builtin.signature}",))
+        return ir.Literal(value=None, type=ANY, span=node.span)
+    value = tuple(parameter.default) if isinstance(parameter.default, list) else parameter.default
+    return ir.Literal(value=value, type=parameter.type, span=node.span)

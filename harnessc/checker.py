@@ -1,0 +1,383 @@
+"""Whole-harness checks on the IR: one small function per invariant, listed in CHECKS.
+
+Each check reads the lowered harness and yields diagnostics; none of them stops the others, so a file
+with five different mistakes gets five diagnostics in one run.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from harnessc import ir
+from harnessc.dependencies import direct_reads, referenced_names, strongly_connected, top_level_graph
+from harnessc.diagnostics import Diagnostic, Label, Severity
+from harnessc.options import CONSTRAINTS
+from harnessc.types import BOOL, FLOAT, INT, AnyType, strip_optional
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """`purpose`: "train" (student and teacher required), "run" (an output or a student required) or
+    "any" (what is missing for either purpose is a warning)."""
+
+    purpose: str = "any"
+
+
+# ---- graph ------------------------------------------------------------------------------------------------
+
+
+def check_cycles(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    stages = {stage.name: stage for stage in harness.stages}
+    for cycle in strongly_connected(top_level_graph(stages)):
+        path = " → ".join(f"`{name}`" for name in [*cycle, cycle[0]])
+        first = stages[cycle[0]]
+        labels = tuple(Label(stages[name].name_span, "part of the cycle") for name in cycle[1:])
+        yield Diagnostic(
+            code="cycle", message=f"stages read each other in a cycle: {path}", span=first.name_span,
+            label="this stage depends on itself", labels=labels,
+            hints=("a stage can only read stages that run before it; to refine a value repeatedly, "
+                   "use a bounded `loop NAME from VALUE max N { ... }`",),
+        )
+
+
+def check_loop_order(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    """Inside a loop, a stage may read only steps that come before it in the same iteration."""
+    for loop in (stage for stage in harness.stages if isinstance(stage, ir.LoopStage)):
+        steps = [step for step in loop.steps if isinstance(step, str)]
+        for position, name in enumerate(steps):
+            stage = harness.stage(name)
+            for read in direct_reads(stage) if stage else ():
+                if read in steps[position:]:
+                    yield Diagnostic(
+                        code="loop-order", message=f"`{name}` reads `{read}`, which runs after it in loop `{loop.name}`",
+                        span=stage.name_span, label=f"reads `{read}`",
+                        hints=(f"put `{read}` before `{name}` in the loop, or read the loop value `{loop.name}`",),
+                    )
+
+
+def check_unused_stages(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    used = _used_stage_names(harness)
+    for stage in harness.stages:
+        if stage.name not in used:
+            yield Diagnostic(
+                code="unused-stage", message=f"nothing reads stage `{stage.name}`", span=stage.name_span,
+                label="never used", hints=("use it in a later stage, the teacher, `output` or `grade`, or remove it",),
+            )
+
+
+def _used_stage_names(harness: ir.Harness) -> set[str]:
+    roots: list = [node for node in (harness.output, harness.student_output, harness.grade) if node is not None]
+    if isinstance(harness.teacher, ir.Prompt):
+        roots.append(harness.teacher)
+    pending = referenced_names(roots)
+    if isinstance(harness.teacher, ir.TeacherChain):
+        pending += list(harness.teacher.stages)
+    used: set[str] = set()
+    while pending:
+        name = pending.pop()
+        stage = harness.stage(name)
+        if name in used or stage is None:
+            continue
+        used.add(name)
+        pending += direct_reads(stage)
+        if not isinstance(stage, ir.LoopStage) and stage.loop is not None:
+            pending.append(stage.loop)  # reading a loop's stage runs the loop
+    return used
+
+
+# ---- options ------------------------------------------------------------------------------------------------
+
+_RANGES = {
+    "temperature": (lambda v: v >= 0, "must be >= 0"),
+    "top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "top_k": (lambda v: v >= 0, "must be >= 0 (0 turns it off)"),
+    "min_p": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "max_tokens": (lambda v: v >= 1, "must be >= 1"),
+    "n": (lambda v: v >= 1, "must be >= 1"),
+}
+
+
+def _prompts(harness: ir.Harness) -> Iterator[tuple[str, ir.Prompt]]:
+    for stage in harness.llm_stages():
+        yield f"stage `{stage.name}`", stage.prompt
+        if stage.fallback is not None:
+            yield f"the fallback of `{stage.name}`", stage.fallback
+    if harness.student is not None:
+        yield "the student view", harness.student
+    if isinstance(harness.teacher, ir.Prompt):
+        yield "the teacher view", harness.teacher
+
+
+def constant_value(value: ir.Expr, harness: ir.Harness):
+    """The value of a constant expression (a literal or a `param`'s current default), or None."""
+    if isinstance(value, ir.Literal):
+        return value.value
+    if isinstance(value, ir.Ref) and value.kind == "param":
+        param = harness.param(value.name)
+        return param.default.value if param else None
+    return None
+
+
+def check_option_values(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    for _, prompt in _prompts(harness):
+        for option in prompt.options:
+            rule = _RANGES.get(option.name)
+            value = constant_value(option.value, harness)
+            if rule is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            accepts, requirement = rule
+            if not accepts(value):
+                via = f" (the value of param `{option.value.name}`)" if isinstance(option.value, ir.Ref) else ""
+                yield Diagnostic(
+                    code="invalid-option-value", message=f"`{option.name}` {requirement}, but it is {value}{via}",
+                    span=option.value.span, label="out of range",
+                )
+
+
+def check_loop_bounds(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    for loop in (stage for stage in harness.stages if isinstance(stage, ir.LoopStage)):
+        value = constant_value(loop.max_iterations, harness)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            yield Diagnostic(code="invalid-option-value", message=f"a loop runs at least once: `max` must be >= 1, "
+                             f"but it is {value}", span=loop.max_iterations.span, label="out of range")
+
+
+def check_constraints(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    for _, prompt in _prompts(harness):
+        constraints = [option for option in prompt.options if option.name in CONSTRAINTS]
+        for extra in constraints[1:]:
+            yield Diagnostic(
+                code="conflicting-constraints", message="a stage's output can have one constraint only",
+                span=extra.span, label="second constraint", labels=(Label(constraints[0].span, "first constraint"),),
+            )
+        for option in constraints:
+            yield from _check_constraint_value(option, constant_value(option.value, harness))
+
+
+def _check_constraint_value(option: ir.Option, value) -> Iterator[Diagnostic]:
+    if option.name == "regex" and isinstance(value, str):
+        try:
+            re.compile(value)
+        except re.error as error:
+            yield Diagnostic(code="invalid-regex", message=f"invalid regular expression: {error.msg}",
+                             span=option.value.span, label="does not compile")
+    elif option.name == "json" and isinstance(value, str):
+        try:
+            schema = json.loads(value)
+        except json.JSONDecodeError as error:
+            yield Diagnostic(code="invalid-json-schema", message=f"the JSON schema is not valid JSON: {error.msg}",
+                             span=option.value.span, label=f"line {error.lineno}, column {error.colno} of the schema")
+            return
+        if not isinstance(schema, dict):
+            yield Diagnostic(code="invalid-json-schema", message="a JSON schema must be a JSON object",
+                             span=option.value.span, label="not an object")
+    elif option.name == "choice" and isinstance(value, tuple) and not value:
+        yield Diagnostic(code="invalid-option-value", message="`choice` needs at least one option",
+                         span=option.value.span, label="empty list")
+
+
+def check_prompts(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    for what, prompt in _prompts(harness):
+        roles = [message.role for message in prompt.messages]
+        if not roles:
+            yield Diagnostic(code="empty-prompt", message=f"{what} has no messages", span=prompt.span,
+                             label="no system/user/assistant message", hints=('add at least `user "..."`',))
+            continue
+        for message in prompt.messages[1:]:
+            if message.role == "system":
+                yield Diagnostic(code="message-order", message="a system message must come first", span=message.span,
+                                 label="system message after another message")
+        if roles[-1] != "user":
+            yield Diagnostic(code="message-order", message=f"{what} ends with a {roles[-1]} message",
+                             span=prompt.messages[-1].span, label="the model replies to the last user message",
+                             hints=("end the prompt with a `user` message",))
+
+
+# ---- information flow ------------------------------------------------------------------------------------------
+
+
+def check_student_view(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    """The student sees the bare prompt: inputs that exist at inference, and parameters."""
+    if harness.student is None:
+        return
+    for ref in ir.references(harness.student):
+        if ref.kind in ("stage", "loop", "bank"):
+            what = "a memory bank" if ref.kind == "bank" else "a stage"
+            yield Diagnostic(
+                code="student-reads-stage", message=f"the student view reads `{ref.name}`, {what}", span=ref.span,
+                label="not visible to the student",
+                hints=("the student prompt is what the trained model sees alone; harness context belongs in the teacher",),
+            )
+        elif ref.kind == "input" and _is_oracle(harness, ref.name):
+            yield Diagnostic(
+                code="student-reads-oracle", message=f"the student view reads the oracle input `{ref.name}`",
+                span=ref.span, label="oracle: absent at inference",
+                hints=("oracle inputs (gold answers, reference solutions) may appear in the teacher, never the student",),
+            )
+
+
+def check_oracle_at_inference(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    """The output must be computable at inference, where oracle inputs are absent; a conditional segment
+    `{if answer}...{end}` simply vanishes there, so only unconditional uses count."""
+    needs = _oracle_requirements(harness)
+    for label, root in (("`output`", harness.output), ("`student_output`", harness.student_output)):
+        if root is None:
+            continue
+        for ref in _unconditional_refs(root):
+            use = _oracle_use(harness, ref, needs)
+            if use is not None:
+                yield Diagnostic(
+                    code="oracle-at-inference", message=f"{label} needs the oracle input `{use.name}`, "
+                    "which is absent at inference", span=use.span, label="used unconditionally here",
+                    labels=(Label(root.span, f"{label} depends on it"),) if use is not ref else (),
+                    hints=(f"show it only in training with {{if {use.name}}}...{{end}}",),
+                )
+                break
+
+
+def _is_oracle(harness: ir.Harness, name: str) -> bool:
+    item = harness.input(name)
+    return item is not None and item.oracle
+
+
+def _oracle_use(harness: ir.Harness, ref: ir.Ref, needs: dict[str, ir.Ref]) -> ir.Ref | None:
+    if ref.kind == "input" and _is_oracle(harness, ref.name):
+        return ref
+    return needs.get(ref.name) if ref.kind in ("stage", "loop") else None
+
+
+def _oracle_requirements(harness: ir.Harness) -> dict[str, ir.Ref]:
+    """Stage → the unconditional use of an oracle input that it (transitively) cannot do without."""
+    needs: dict[str, ir.Ref] = {}
+    for stage in harness.stages:  # topological order: what a stage reads is already known
+        for node in _unconditional_nodes(stage):
+            for ref in _unconditional_refs(node):
+                use = _oracle_use(harness, ref, needs)
+                if use is not None and stage.name not in needs:
+                    needs[stage.name] = use
+    return needs
+
+
+def _unconditional_nodes(stage: ir.Stage) -> tuple:
+    if isinstance(stage, ir.LlmStage):
+        # A guarded stage with a fallback runs one of its two prompts; without, it is merely absent.
+        return (stage.prompt,) if stage.guard is None else ()
+    if isinstance(stage, ir.LetStage):
+        return (stage.value,)
+    return (stage.initial,)
+
+
+def _unconditional_refs(node) -> Iterator[ir.Ref]:
+    """References evaluated whether or not optional values are present (not under `{if}`, guards, until)."""
+    if isinstance(node, ir.Ref):
+        yield node
+        return
+    if isinstance(node, ir.IfPart):
+        guarded = set(referenced_names([node.condition], ("input", "stage", "loop")))
+        for part in node.then:
+            yield from (ref for ref in _unconditional_refs(part) if ref.name not in guarded)
+        for part in node.otherwise:
+            yield from _unconditional_refs(part)
+        return
+    for child in ir.children(node):
+        yield from _unconditional_refs(child)
+
+
+def check_teacher_differs(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    teacher, student = harness.teacher, harness.student
+    same = (isinstance(teacher, ir.TeacherChain) and teacher.stages[0] == "student") or (
+        isinstance(teacher, ir.Prompt) and student is not None and _without_spans(teacher) == _without_spans(student)
+    )
+    if same:
+        yield Diagnostic(
+            code="teacher-equals-student", message="the teacher view is the same as the student view",
+            span=teacher.span, label="identical to the student", hints=("the distillation loss would be zero: give the "
+                                                                          "teacher more context than the student",),
+        )
+
+
+def _without_spans(node) -> object:
+    data = ir.to_json(node)
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {key: strip(item) for key, item in value.items() if key != "span"}
+        if isinstance(value, list):
+            return [strip(item) for item in value]
+        return value
+
+    return strip(data)
+
+
+# ---- what each purpose requires ---------------------------------------------------------------------------------
+
+
+def check_training_views(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    if context.purpose == "run":
+        return
+    severity = None if context.purpose == "train" else "warning"
+    for missing, code, example in (
+        (harness.student is None, "missing-student", 'student { user "{question}" }'),
+        (harness.teacher is None, "missing-teacher", "teacher = solve else student"),
+    ):
+        if missing:
+            view = code.split("-")[1]
+            yield _purpose_diagnostic(code, f"the harness has no `{view}` view, which training needs", harness,
+                                      severity, f"declare one, e.g. `{example}`")
+
+
+def check_output(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    if harness.output is None and harness.student is None and context.purpose != "train":
+        yield _purpose_diagnostic("missing-output", "the harness declares neither `output` nor a `student` view",
+                                  harness, None, "declare `output = EXPRESSION` saying what the harness answers")
+    if harness.grade is not None:
+        grade_type = strip_optional(harness.grade.type)
+        if not isinstance(grade_type, AnyType) and grade_type not in (BOOL, FLOAT, INT):
+            yield Diagnostic(code="type-mismatch", message=f"`grade` must be bool or a number, but it is {grade_type}",
+                             span=harness.grade.span, label=f"this is {grade_type}",
+                             hints=("compare with a grader: math_equal(output, answer), label_equal(...), set_f1(...)",))
+
+
+def _purpose_diagnostic(code: str, message: str, harness: ir.Harness, severity: str | None, hint: str) -> Diagnostic:
+    return Diagnostic(code=code, message=message, span=harness.name_span, label="in this harness", hints=(hint,),
+                      severity=Severity(severity) if severity else None)
+
+
+def check_bank_filters(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    """`retrieve(..., label_in=..., label_not_in=...)` filters on the bank's `label` field."""
+    banks = {bank.name: bank for bank in harness.banks}
+    for node in ir.walk(harness):
+        if not (isinstance(node, ir.CallExpr) and node.function == "retrieve" and node.arguments):
+            continue
+        bank_ref = node.arguments[0]
+        bank = banks.get(bank_ref.name) if isinstance(bank_ref, ir.Ref) else None
+        # retrieve(bank, query, k, label_in, label_not_in): an empty literal list is no filter.
+        filters = [argument for argument in node.arguments[3:] if not (isinstance(argument, ir.Literal) and not argument.value)]
+        if bank is not None and bank.label_field is None and filters:
+            yield Diagnostic(code="bank-without-label", message=f"bank `{bank.name}` has no `label` field to filter on",
+                             span=filters[0].span, label="label filter",
+                             labels=(Label(bank.span, "declared here"),), hints=("add `label FIELD` to the bank",))
+
+
+CHECKS = (
+    check_cycles,
+    check_loop_order,
+    check_unused_stages,
+    check_option_values,
+    check_loop_bounds,
+    check_constraints,
+    check_prompts,
+    check_student_view,
+    check_oracle_at_inference,
+    check_teacher_differs,
+    check_training_views,
+    check_output,
+    check_bank_filters,
+)
+
+
+def run_checks(harness: ir.Harness, context: CheckContext) -> list[Diagnostic]:
+    return [diagnostic for check in CHECKS for diagnostic in check(harness, context)]

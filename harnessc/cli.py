@@ -1,0 +1,209 @@
+"""`harnessc`: check, draw, compile and run harnesses.
+
+Exit codes: 0 success (warnings allowed), 1 the harness has errors, 2 usage errors (bad flags, missing
+files named on the command line are reported as diagnostics with 1), 3 an internal error (a bug: rerun
+with --debug for the traceback). No Python traceback is shown unless --debug is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from harnessc import __version__
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def _use_color(stream) -> bool:
+    return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+
+def _parse_overrides(values: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    overrides: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            parser.error(f"--set expects NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = value
+    return overrides
+
+
+def _compile(args: argparse.Namespace, path: str, purpose: str = "any"):
+    from harnessc.builtins.registry import load_user_builtins
+    from harnessc.compiler import compile_file
+
+    registry = load_user_builtins(args.builtins)
+    return compile_file(path, registry=registry, purpose=purpose, overrides=args.overrides)
+
+
+def _print_diagnostics(compilation, fmt: str) -> None:
+    from harnessc.diagnostics import render_all, render_json
+
+    if fmt == "json":
+        print(render_json(compilation.diagnostics, compilation.sources))
+    elif compilation.diagnostics:
+        print(render_all(compilation.diagnostics, compilation.sources, color=_use_color(sys.stdout)))
+
+
+# ---- commands ------------------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from harnessc.diagnostics import render_all, render_json
+
+    diagnostics, sources = [], {}
+    for path in args.files:
+        compilation = _compile(args, path, args.purpose)
+        diagnostics += compilation.diagnostics
+        sources.update(compilation.sources)
+    if args.format == "json":
+        print(render_json(diagnostics, sources))
+    elif diagnostics:
+        print(render_all(diagnostics, sources, color=_use_color(sys.stdout)))
+    else:
+        print(f"{len(args.files)} file{'s' if len(args.files) != 1 else ''} checked: no problems")
+    return EXIT_ERRORS if any(item.is_error for item in diagnostics) else EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from harnessc.graph import build_graph, render, to_tree_lines
+
+    compilation = _compile(args, args.file)
+    if not compilation.ok:
+        _print_diagnostics(compilation, "text")
+        return EXIT_ERRORS
+    harness = compilation.require()
+    if args.format == "tree" and _use_color(sys.stdout):
+        from rich.console import Console
+
+        Console().print("\n".join(to_tree_lines(build_graph(harness))), highlight=False, markup=False)
+    else:
+        sys.stdout.write(render(harness, args.format))
+    return EXIT_OK
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from harnessc import ir
+
+    compilation = _compile(args, args.file, args.purpose)
+    if not compilation.ok:
+        _print_diagnostics(compilation, "text")
+        return EXIT_ERRORS
+    text = ir.dumps(compilation.require())
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from harnessc.codes import CODES
+    from harnessc.explanations import explain
+    from harnessc.names import did_you_mean
+
+    if args.code not in CODES:
+        hint = did_you_mean(args.code, CODES)
+        print(f"harnessc explain: unknown diagnostic code {args.code!r}" + (f"; {hint[0]}" if hint else ""),
+              file=sys.stderr)
+        return EXIT_USAGE
+    print(explain(args.code))
+    return EXIT_OK
+
+
+def cmd_builtins(args: argparse.Namespace) -> int:
+    from harnessc.builtins.registry import load_user_builtins
+
+    registry = load_user_builtins(args.builtins)
+    if args.format == "json":
+        print(json.dumps([{"signature": str(item.signature), "doc": item.doc, "module": item.module}
+                          for item in registry], indent=2))
+        return EXIT_OK
+    for item in registry:
+        summary = item.doc.splitlines()[0] if item.doc else ""
+        print(f"{item.signature}\n    {summary}")
+    return EXIT_OK
+
+
+# ---- parser ----------------------------------------------------------------------------------------------
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a `param` default (repeatable); lists and numbers are read as JSON")
+    parser.add_argument("--builtins", action="append", default=[], metavar="MODULE",
+                        help="import MODULE to register user built-ins (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harnessc", description="The harness language: check, draw, compile and "
+                                     "run declarative LLM harnesses.")
+    parser.add_argument("--version", action="version", version=f"harnessc {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = commands.add_parser("check", help="report every problem in harness files",
+                                description="Parse and check harness files; report every problem at once.")
+    check.add_argument("files", nargs="+", metavar="FILE")
+    check.add_argument("--format", choices=("text", "json"), default="text", help="diagnostics as text or JSON")
+    check.add_argument("--for", dest="purpose", choices=("any", "train", "run"), default="any",
+                       help="what the harness is for: `train` requires student and teacher views (default: any)")
+    _common(check)
+    check.set_defaults(handler=cmd_check)
+
+    graph = commands.add_parser("graph", help="draw the stage graph", description="Draw the stage graph.")
+    graph.add_argument("file", metavar="FILE")
+    graph.add_argument("--format", choices=("tree", "mermaid", "dot"), default="tree",
+                       help="a tree for the terminal, Mermaid or Graphviz DOT (default: tree)")
+    _common(graph)
+    graph.set_defaults(handler=cmd_graph)
+
+    compile_ = commands.add_parser("compile", help="write the typed stage graph (IR) as JSON",
+                                   description="Compile a harness and print its IR as JSON.")
+    compile_.add_argument("file", metavar="FILE")
+    compile_.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
+    compile_.add_argument("--for", dest="purpose", choices=("any", "train", "run"), default="any")
+    _common(compile_)
+    compile_.set_defaults(handler=cmd_compile)
+
+    explain = commands.add_parser("explain", help="explain a diagnostic code with an example and the fix",
+                                  description="Explain a diagnostic code.")
+    explain.add_argument("code", metavar="CODE")
+    explain.set_defaults(handler=cmd_explain)
+
+    builtins = commands.add_parser("builtins", help="list the built-ins harness expressions can call",
+                                   description="List the registered built-ins and their signatures.")
+    builtins.add_argument("--format", choices=("text", "json"), default="text")
+    builtins.add_argument("--builtins", action="append", default=[], metavar="MODULE",
+                          help="import MODULE to register user built-ins (repeatable)")
+    builtins.set_defaults(handler=cmd_builtins)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if hasattr(args, "overrides"):
+        args.overrides = _parse_overrides(args.overrides, parser)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as error:  # noqa: BLE001 - the contract is: no traceback without --debug
+        if args.debug:
+            raise
+        print(f"harnessc: internal error: {type(error).__name__}: {error}\n"
+              "this is a bug in harnessc; rerun with --debug for the traceback", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""The front end's one entry point: file → sources → syntax tree → IR → checks → a Compilation.
+
+    compilation = compile_file("harnesses/plan_solve.harness")
+    if compilation.ok:
+        harness = compilation.harness      # the typed stage graph (harnessc.ir.Harness)
+
+Nothing here imports torch or vllm; the runtime and the trainer call `compile_file(...).require()`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harnessc import ast, ir
+from harnessc.builtins.registry import Registry, default_registry
+from harnessc.checker import CheckContext, run_checks
+from harnessc.diagnostics import CompileError, Diagnostic, sorted_unique
+from harnessc.lower import lower_module
+from harnessc.parser import parse_module
+from harnessc.source import SourceFile
+from harnessc.types import TEXT, ListOf, Scalar, Type, strip_optional
+
+
+@dataclass
+class Compilation:
+    harness: ir.Harness | None
+    diagnostics: list[Diagnostic]
+    sources: dict[str, SourceFile] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.harness is not None and not any(item.is_error for item in self.diagnostics)
+
+    def require(self) -> ir.Harness:
+        """The harness, or CompileError carrying every diagnostic."""
+        if not self.ok:
+            raise CompileError([item for item in self.diagnostics if item.is_error], self.sources)
+        assert self.harness is not None
+        return self.harness
+
+
+def compile_file(path: str | Path, *, registry: Registry | None = None, purpose: str = "any",
+                 overrides: Mapping[str, str] | None = None) -> Compilation:
+    """Compile a `.harness` file (see `compile_source`)."""
+    path = Path(path)
+    display = str(path)
+    sources: dict[str, SourceFile] = {}
+    source, problem = _read_source(path, display)
+    if source is None:
+        return Compilation(None, [problem], sources)
+    return compile_source(source.text, display, registry=registry, purpose=purpose, overrides=overrides)
+
+
+def compile_source(text: str, path: str = "<string>", *, registry: Registry | None = None, purpose: str = "any",
+                   overrides: Mapping[str, str] | None = None) -> Compilation:
+    """Parse, lower and check `text`. Never raises for bad input: every problem is a diagnostic.
+
+    `purpose` is "train", "run" or "any" (see CheckContext); `overrides` maps parameter names to values
+    as written on a command line (`--set k=3`), applied before the checks.
+    """
+    registry = registry or default_registry()
+    source = SourceFile(path, text)
+    sources = {path: source}
+    module, diagnostics = parse_module(source)
+    if module is None:
+        return Compilation(None, diagnostics, sources)
+    if module.header is None:
+        diagnostics.append(Diagnostic(code="missing-header", message="a harness file must start with `harness NAME`",
+                                      span=source.span(0, 0), label="expected `harness NAME` here",
+                                      hints=("begin the file with e.g. `harness plan_solve \"what it is for\"`",)))
+    snippets = _load_imports(module, Path(path).parent, sources, diagnostics)
+    harness, lowering = lower_module(module, snippets, sources, registry)
+    diagnostics += lowering
+    if overrides:
+        harness, problems = apply_overrides(harness, overrides)
+        diagnostics += problems
+        sources.update({_OVERRIDE_FILE: SourceFile(_OVERRIDE_FILE, _override_text(overrides))})
+    diagnostics += run_checks(harness, CheckContext(purpose=purpose))
+    return Compilation(harness, sorted_unique(diagnostics), sources)
+
+
+def _read_source(path: Path, display: str) -> tuple[SourceFile | None, Diagnostic | None]:
+    empty = SourceFile(display, "")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        return None, Diagnostic(code="unreadable-file", message=f"cannot read {display}: {reason}", span=empty.span(0))
+    try:
+        return SourceFile(display, data.decode("utf-8")), None
+    except UnicodeDecodeError as error:
+        prefix = data[: error.start].decode("utf-8", errors="replace")
+        located = SourceFile(display, prefix + "\ufffd")
+        return None, Diagnostic(code="invalid-encoding", message=f"{display} is not valid UTF-8 "
+                                f"(byte 0x{data[error.start]:02x} at offset {error.start})",
+                                span=located.span(len(prefix), len(prefix) + 1), label="invalid byte",
+                                hints=("save the file as UTF-8",))
+
+
+# ---- imports ------------------------------------------------------------------------------------------------
+
+
+def _load_imports(module: ast.Module, directory: Path, sources: dict[str, SourceFile],
+                  diagnostics: list[Diagnostic], seen: frozenset[str] = frozenset()) -> dict[str, ast.SnippetDecl]:
+    """Snippets from `import "file"` declarations (relative to the importing file), recursively."""
+    snippets: dict[str, ast.SnippetDecl] = {}
+    for item in module.items:
+        if not isinstance(item, ast.Import):
+            continue
+        target = (directory / item.path.value).resolve()
+        display = str(directory / item.path.value)
+        if str(target) in seen or display in sources:
+            continue  # already imported (or an import cycle): each file's snippets are taken once
+        source, problem = _read_source(target, display)
+        if source is None:
+            diagnostics.append(Diagnostic(code="import-not-found", message=f"cannot import {item.path.value!r}: "
+                                          f"{problem.message}", span=item.path.span, label="imported here"))
+            continue
+        sources[display] = source
+        imported, errors = parse_module(source)
+        diagnostics += errors
+        if imported is None:
+            continue
+        diagnostics += _non_snippets(imported)
+        nested = _load_imports(imported, target.parent, sources, diagnostics, seen | {str(target)})
+        snippets.update(nested)
+        snippets.update({s.name.name: s for s in imported.items if isinstance(s, ast.SnippetDecl)})
+    return snippets
+
+
+def _non_snippets(module: ast.Module) -> list[Diagnostic]:
+    problems = [item for item in module.items if not isinstance(item, (ast.SnippetDecl, ast.Import))]
+    if module.header is not None:
+        problems.insert(0, module.header)
+    return [Diagnostic(code="import-content", message="an imported file may only declare snippets and imports",
+                       span=item.span, label="not a snippet",
+                       hints=("move this declaration into the harness that imports the file",)) for item in problems]
+
+
+# ---- parameter overrides --------------------------------------------------------------------------------------
+
+_OVERRIDE_FILE = "<--set>"
+
+
+def _override_text(overrides: Mapping[str, str]) -> str:
+    return "\n".join(f"{name}={value}" for name, value in overrides.items())
+
+
+def apply_overrides(harness: ir.Harness, overrides: Mapping[str, str]) -> tuple[ir.Harness, list[Diagnostic]]:
+    """Replace parameter defaults with command-line values (`k=3`, `labels=["a","b"]`, `style=terse`)."""
+    source = SourceFile(_OVERRIDE_FILE, _override_text(overrides))
+    problems: list[Diagnostic] = []
+    params = {param.name: param for param in harness.params}
+    offset = 0
+    for name, raw in overrides.items():
+        span = source.span(offset, offset + len(name) + 1 + len(raw))
+        offset += len(name) + len(raw) + 2
+        param = params.get(name)
+        if param is None:
+            from harnessc.names import did_you_mean
+
+            problems.append(Diagnostic(code="invalid-override", message=f"the harness has no parameter `{name}`",
+                                       span=span, label="not a parameter", hints=did_you_mean(name, params)))
+            continue
+        value = _parse_override(raw, param.type)
+        if value is None:
+            problems.append(Diagnostic(code="invalid-override", message=f"parameter `{name}` is {param.type}; "
+                                       f"cannot read {raw!r} as that", span=span, label=f"expected {param.type}"))
+            continue
+        default = dataclasses.replace(param.default, value=value)
+        params[name] = dataclasses.replace(param, default=default)
+    return dataclasses.replace(harness, params=tuple(params.values())), problems
+
+
+def _parse_override(raw: str, typ: Type):
+    typ = strip_optional(typ)
+    if typ == TEXT:
+        return raw
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        return None
+    return _to_value(value, typ)
+
+
+def _to_value(value, typ: Type):
+    if isinstance(typ, ListOf):
+        items = [_to_value(item, typ.item) for item in value] if isinstance(value, list) else None
+        return tuple(items) if items is not None and None not in items else None
+    if isinstance(typ, Scalar):
+        accepted = {"text": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}[typ.name]
+        ok = isinstance(value, accepted) and not (typ.name != "bool" and isinstance(value, bool))
+        return (float(value) if typ.name == "float" else value) if ok else None
+    return None

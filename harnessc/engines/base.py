@@ -1,0 +1,82 @@
+"""The one small interface between the harness runtime (and the trainer) and an inference engine.
+
+Pure data and a Protocol: importing this module never imports torch or vllm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingOptions:
+    """Per-request sampling. `max_tokens` is always explicit (vLLM's default of 16 bites silently)."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = disabled
+    stop: tuple[str, ...] = ()
+    n: int = 1
+    seed: int | None = None
+    logprobs: bool = False  # return the logprob of each sampled token
+
+
+@dataclass(frozen=True, slots=True)
+class OutputConstraint:
+    """Constrained decoding: exactly one kind per request."""
+
+    kind: Literal["choice", "regex", "json"]
+    choices: tuple[str, ...] = ()
+    pattern: str = ""  # the regex, or the JSON schema as text
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    messages: tuple[ChatMessage, ...]
+    sampling: SamplingOptions
+    # Passed to the tokenizer's chat template, e.g. {"enable_thinking": False}.
+    template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    constraint: OutputConstraint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: Literal["stop", "length", "error"]
+    prompt_token_count: int = 0
+    logprobs: tuple[float, ...] | None = None
+    error: str | None = None  # why the request failed (e.g. prompt longer than the model's context)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """An inference engine. `chat` returns, per request, `request.sampling.n` completions.
+
+    Engines schedule the whole list themselves: the runtime passes one list per stage (the fast path).
+    A request that cannot run (prompt too long, ...) yields completions with finish_reason "error" and an
+    `error` string; it never raises for the whole batch.
+    """
+
+    name: str
+
+    def chat(self, requests: Sequence[ChatRequest]) -> list[list[Completion]]: ...
+
+    def apply_chat_template(
+        self, messages: Sequence[ChatMessage], template_kwargs: Mapping[str, Any] | None = None
+    ) -> list[int]:
+        """Token ids of `messages` with the generation prompt appended (what `chat` feeds the model)."""
+        ...
+
+    def load_weights(self, state_dict: Mapping[str, Any]) -> None:
+        """Replace the model's weights (called by the trainer after each optimizer step)."""
+        ...

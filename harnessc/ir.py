@@ -1,0 +1,393 @@
+"""The IR: a typed stage graph. Immutable pure data with a span on every node, serialisable to JSON.
+
+Both consumers read this: the batched runtime (`harnessc run`) and the trainer's teacher-context builder.
+Names are resolved, types are computed, templates are parsed, defaults are filled; nothing here refers
+back to the syntax tree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal as TypingLiteral, Union
+
+from harnessc.source import Span
+from harnessc.types import Record, Type, parse_type
+
+_node = dataclass(frozen=True, slots=True, kw_only=True)
+
+RefKind = TypingLiteral["input", "param", "bank", "stage", "loop", "local", "student", "output"]
+
+
+# ---- expressions -------------------------------------------------------------------------------------
+
+
+@_node
+class Literal:
+    value: Any  # str | int | float | bool | tuple of those
+    type: Type
+    span: Span
+
+
+@_node
+class Ref:
+    """A reference to a declared name. `kind` says what it names; `type` is the type at this use."""
+
+    name: str
+    kind: RefKind
+    type: Type
+    span: Span
+
+
+@_node
+class FieldRef:
+    value: Expr
+    field: str
+    type: Type
+    span: Span
+
+
+@_node
+class CallExpr:
+    """A built-in call; `arguments` follow the signature's order with defaults filled in."""
+
+    function: str
+    arguments: tuple[Expr, ...]
+    type: Type
+    span: Span
+
+
+@_node
+class ListExpr:
+    items: tuple[Expr, ...]
+    type: Type
+    span: Span
+
+
+@_node
+class ComprehensionExpr:
+    variable: str
+    iterable: Expr
+    element: Expr
+    type: Type
+    span: Span
+
+
+@_node
+class NotExpr:
+    operand: Expr
+    type: Type
+    span: Span
+
+
+@_node
+class LogicExpr:
+    operator: str  # "and" | "or"
+    left: Expr
+    right: Expr
+    type: Type
+    span: Span
+
+
+@_node
+class CompareExpr:
+    operator: str
+    left: Expr
+    right: Expr
+    type: Type
+    span: Span
+
+
+@_node
+class TemplateExpr:
+    template: Template
+    type: Type
+    span: Span
+
+
+Expr = Union[Literal, Ref, FieldRef, CallExpr, ListExpr, ComprehensionExpr, NotExpr, LogicExpr, CompareExpr, TemplateExpr]
+
+
+# ---- templates ---------------------------------------------------------------------------------------
+
+
+@_node
+class TextPart:
+    value: str
+    span: Span
+
+
+@_node
+class ValuePart:
+    value: Expr
+    span: Span
+
+
+@_node
+class IfPart:
+    """Shown when `condition` is present and truthy (non-empty text or list, true, non-zero)."""
+
+    condition: Expr
+    then: tuple[Part, ...]
+    otherwise: tuple[Part, ...]
+    span: Span
+
+
+@_node
+class ForPart:
+    variable: str
+    iterable: Expr
+    body: tuple[Part, ...]
+    span: Span
+
+
+Part = Union[TextPart, ValuePart, IfPart, ForPart]
+
+
+@_node
+class Template:
+    parts: tuple[Part, ...]
+    span: Span
+
+
+# ---- declarations and stages ---------------------------------------------------------------------------
+
+
+@_node
+class Input:
+    name: str
+    type: Type
+    optional: bool
+    oracle: bool
+    span: Span
+
+
+@_node
+class Param:
+    name: str
+    type: Type
+    default: Literal
+    span: Span
+
+
+@_node
+class BankField:
+    name: str
+    type: Type
+    value: Expr
+    span: Span
+
+
+@_node
+class Bank:
+    """A memory bank: entries built from each training example with `fields`; searched on `search_field`."""
+
+    name: str
+    entry: Record
+    fields: tuple[BankField, ...]
+    search_field: str
+    label_field: str | None
+    file: str | None
+    span: Span
+
+
+@_node
+class Message:
+    role: TypingLiteral["system", "user", "assistant"]
+    template: Template
+    span: Span
+
+
+@_node
+class Option:
+    """A sampling option, chat-template switch or output constraint; `value` is a constant expression."""
+
+    name: str
+    value: Expr
+    span: Span
+
+
+@_node
+class Prompt:
+    """Chat messages plus the options they are sampled with."""
+
+    messages: tuple[Message, ...]
+    options: tuple[Option, ...]
+    span: Span
+
+    def option(self, name: str) -> Option | None:
+        return next((option for option in self.options if option.name == name), None)
+
+
+@_node
+class LlmStage:
+    """A generation. With a `guard`, it runs only when the guard holds; otherwise the `fallback` prompt
+    runs if there is one, and else the stage is absent."""
+
+    name: str
+    prompt: Prompt
+    guard: Expr | None
+    fallback: Prompt | None
+    loop: str | None
+    type: Type
+    name_span: Span
+    span: Span
+
+
+@_node
+class LetStage:
+    name: str
+    value: Expr
+    loop: str | None
+    type: Type
+    name_span: Span
+    span: Span
+
+
+@_node
+class Until:
+    condition: Expr
+    span: Span
+
+
+@_node
+class LoopStage:
+    """A bounded refinement loop. `name` holds the loop-carried value: `initial` first, then `next` after
+    each iteration; `steps` run in order (stage names and the `until` exit test) at most `max_iterations`
+    times (a constant: a literal or a `param`)."""
+
+    name: str
+    initial: Expr
+    max_iterations: Expr
+    steps: tuple[str | Until, ...]
+    next: Expr
+    type: Type
+    name_span: Span
+    span: Span
+
+
+Stage = Union[LlmStage, LetStage, LoopStage]
+
+
+@_node
+class TeacherChain:
+    """The teacher context is the rendered prompt of the first of `stages` that ran (`student` last)."""
+
+    stages: tuple[str, ...]
+    span: Span
+
+
+@_node
+class Harness:
+    name: str
+    description: str
+    inputs: tuple[Input, ...]
+    params: tuple[Param, ...]
+    banks: tuple[Bank, ...]
+    stages: tuple[Stage, ...]  # topologically ordered; stages inside a loop follow their loop
+    student: Prompt | None
+    teacher: TeacherChain | Prompt | None
+    output: Expr | None
+    student_output: Expr | None
+    grade: Expr | None
+    files: tuple[str, ...]
+    name_span: Span  # the header's name (where file-level diagnostics point)
+    span: Span
+
+    def stage(self, name: str) -> Stage | None:
+        return next((stage for stage in self.stages if stage.name == name), None)
+
+    def input(self, name: str) -> Input | None:
+        return next((item for item in self.inputs if item.name == name), None)
+
+    def param(self, name: str) -> Param | None:
+        return next((item for item in self.params if item.name == name), None)
+
+    def llm_stages(self) -> tuple[LlmStage, ...]:
+        return tuple(stage for stage in self.stages if isinstance(stage, LlmStage))
+
+
+# ---- traversal -------------------------------------------------------------------------------------------
+
+
+def children(node: Any) -> Iterator[Any]:
+    """The IR nodes directly inside `node` (in field order)."""
+    for field in dataclasses.fields(node):
+        value = getattr(node, field.name)
+        items = value if isinstance(value, tuple) else (value,)
+        for item in items:
+            if dataclasses.is_dataclass(item) and not isinstance(item, (Span, type)) and type(item).__module__ == __name__:
+                yield item
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """`node` and every IR node below it, depth first."""
+    yield node
+    for child in children(node):
+        yield from walk(child)
+
+
+def references(node: Any) -> Iterator[Ref]:
+    return (item for item in walk(node) if isinstance(item, Ref))
+
+
+# ---- JSON ------------------------------------------------------------------------------------------------
+
+_NODE_TYPES: dict[str, type] = {}
+
+
+def _register_nodes() -> None:
+    for value in list(globals().values()):
+        if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == __name__:
+            _NODE_TYPES[value.__name__] = value
+
+
+def to_json(node: Any) -> Any:
+    """A JSON-ready form: nodes become objects tagged with "node"; types their spelling; tuples lists."""
+    if isinstance(node, Span):
+        return node.to_json()
+    if dataclasses.is_dataclass(node) and type(node).__name__ in _NODE_TYPES:
+        data: dict[str, Any] = {"node": type(node).__name__}
+        for field in dataclasses.fields(node):
+            value = getattr(node, field.name)
+            data[field.name] = str(value) if _is_type_field(field) else to_json(value)
+        return data
+    if isinstance(node, tuple):
+        return [to_json(item) for item in node]
+    return node
+
+
+def from_json(data: Any) -> Any:
+    """The inverse of to_json: `from_json(to_json(harness)) == harness`."""
+    if isinstance(data, list):
+        return tuple(from_json(item) for item in data)
+    if not isinstance(data, dict):
+        return data
+    if "node" not in data:
+        return Span.from_json(data)
+    cls = _NODE_TYPES[data["node"]]
+    values = {}
+    for field in dataclasses.fields(cls):
+        raw = data[field.name]
+        values[field.name] = parse_type(raw) if _is_type_field(field) else from_json(raw)
+    return cls(**values)
+
+
+def _is_type_field(field: dataclasses.Field) -> bool:
+    return field.type in ("Type", "Record")
+
+
+def dumps(harness: Harness) -> str:
+    return json.dumps(to_json(harness), indent=1, ensure_ascii=False)
+
+
+def loads(text: str) -> Harness:
+    harness = from_json(json.loads(text))
+    if not isinstance(harness, Harness):
+        raise ValueError("not a serialised harness")
+    return harness
+
+
+_register_nodes()

@@ -1,0 +1,631 @@
+"""Syntax tree → IR: resolve every name, type every expression, parse every template, fill defaults.
+
+Lowering reports what it cannot resolve (unknown names, fields, built-ins, options, types; wrong argument
+counts and types; duplicate definitions) and keeps going with the type `any`, so that one mistake yields
+one diagnostic and the rest of the file is still checked. Whole-graph properties (cycles, information
+flow, unused stages, sampling ranges) are checked afterwards on the IR, in checker.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from harnessc import ast, ir
+from harnessc.builtins.registry import Registry
+from harnessc.dependencies import topological_order
+from harnessc.diagnostics import Diagnostic, Label
+from harnessc.names import did_you_mean
+from harnessc.options import OPTIONS, ROLES, lower_option
+from harnessc.source import SourceFile, Span
+from harnessc.template import ForPart, IfPart, Part, PlaceholderPart, TextPart, parse_template
+from harnessc.types import (
+    ANY, BOOL, FLOAT, INT, SCALARS, TEXT, AnyType, Bank, ListOf, Optional_, Record, Scalar, Type,
+    make_optional, strip_optional, substitute, unify,
+)
+
+# What each context may see: `student` is the student's completion (only output expressions read it),
+# `output` the harness's output (only the grade reads it).
+_CONTEXTS_SEEING_STUDENT = {"output", "student_output"}
+
+
+@dataclass
+class _Declaration:
+    kind: str  # input | param | snippet | bank | llm | let | loop
+    node: object
+    span: Span
+    loop: str | None = None
+
+
+@dataclass
+class _Scope:
+    """Where an expression is being lowered: its context, the locals bound around it, narrowed names."""
+
+    context: str
+    loop: str | None = None
+    locals: dict[str, Type] = field(default_factory=dict)
+    present: frozenset[str] = frozenset()
+
+    def bind(self, name: str, typ: Type) -> _Scope:
+        return _Scope(self.context, self.loop, {**self.locals, name: typ}, self.present)
+
+    def narrowed(self, names: set[str]) -> _Scope:
+        return _Scope(self.context, self.loop, self.locals, self.present | names)
+
+
+class Lowerer:
+    def __init__(self, module: ast.Module, snippets: Mapping[str, ast.SnippetDecl], sources: Mapping[str, SourceFile],
+                 registry: Registry) -> None:
+        self.module = module
+        self.sources = sources
+        self.registry = registry
+        self.diagnostics: list[Diagnostic] = []
+        self.declarations: dict[str, _Declaration] = {}
+        self.stage_types: dict[str, Type] = {}
+        self.in_progress: set[str] = set()
+        self.lowered: dict[str, ir.Stage] = {}
+        self.output_type: Type = ANY
+        self.imported_snippets = snippets
+
+    # ---- entry point ------------------------------------------------------------------------------------
+
+    def lower(self) -> ir.Harness:
+        self.collect_declarations()
+        inputs = tuple(self.lower_input(node) for node in self.items(ast.InputDecl))
+        params = tuple(self.lower_param(node) for node in self.items(ast.ParamDecl))
+        banks = tuple(self.lower_bank(node) for node in self.items(ast.BankDecl))
+        for name, declaration in self.declarations.items():
+            if declaration.kind in ("llm", "let", "loop"):
+                self.lower_stage(name)
+        student = self.lower_student()
+        teacher = self.lower_teacher()
+        output = self.lower_single(ast.OutputDecl, "output")
+        self.output_type = output.type if output is not None else ANY
+        student_output = self.lower_single(ast.StudentOutputDecl, "student_output")
+        grade = self.lower_single(ast.GradeDecl, "grade")
+        header = self.module.header
+        return ir.Harness(
+            name=header.name.name if header else "",
+            description=header.description.value if header and header.description else "",
+            inputs=inputs, params=params, banks=banks, stages=self.ordered_stages(),
+            student=student, teacher=teacher, output=output, student_output=student_output, grade=grade,
+            files=tuple(self.sources), name_span=header.name.span if header else self.module.span,
+            span=self.module.span,
+        )
+
+    def items(self, kind: type) -> list:
+        return [item for item in self.module.items if isinstance(item, kind)]
+
+    def error(self, code: str, message: str, span: Span, label: str = "", hints: tuple[str, ...] = (),
+              labels: tuple[Label, ...] = ()) -> None:
+        self.diagnostics.append(Diagnostic(code=code, message=message, span=span, label=label, hints=hints, labels=labels))
+
+    # ---- declarations -------------------------------------------------------------------------------------
+
+    def collect_declarations(self) -> None:
+        for snippet in self.imported_snippets.values():
+            self.declare(snippet.name, "snippet", snippet)
+        for item in self.module.items:
+            kind = _DECLARATION_KINDS.get(type(item))
+            if kind is not None:
+                self.declare(item.name, kind, item)
+            if isinstance(item, ast.LoopStage):
+                for inner in item.items:
+                    if isinstance(inner, (ast.LlmStage, ast.LetStage)):
+                        self.declare(inner.name, _DECLARATION_KINDS[type(inner)], inner, loop=item.name.name)
+        self.check_single_declarations()
+
+    def declare(self, name: ast.Identifier, kind: str, node: object, loop: str | None = None) -> None:
+        previous = self.declarations.get(name.name)
+        if name.name in ("student", "output"):
+            self.error("duplicate-definition", f"`{name.name}` is the name of a view and cannot be redefined",
+                       name.span, "defined here")
+            return
+        if previous is not None:
+            self.error("duplicate-definition", f"`{name.name}` is defined more than once", name.span,
+                       "defined again here", labels=(Label(previous.span, "first defined here"),))
+            return
+        self.declarations[name.name] = _Declaration(kind, node, name.span, loop)
+
+    def check_single_declarations(self) -> None:
+        for kind, what in _SINGLE_DECLARATIONS.items():
+            found = [item for item in self.module.items if isinstance(item, kind)]
+            for item in found[1:]:
+                self.error("duplicate-definition", f"{what} is declared more than once", item.span,
+                           "declared again here", labels=(Label(found[0].span, "first declared here"),))
+
+    # ---- inputs, params, banks ----------------------------------------------------------------------------
+
+    def lower_input(self, node: ast.InputDecl) -> ir.Input:
+        flags = {flag.name for flag in node.flags}
+        for flag in node.flags:
+            if flag.name not in ("optional", "oracle"):
+                self.error("unknown-flag", f"unknown input flag `{flag.name}`", flag.span, "not a flag",
+                           did_you_mean(flag.name, ("optional", "oracle")) or ("input flags are `optional` and `oracle`",))
+        typ = self.lower_type(node.type, allow_bank=False)
+        return ir.Input(name=node.name.name, type=typ, optional="optional" in flags, oracle="oracle" in flags,
+                        span=node.span)
+
+    def input_type(self, name: str) -> Type:
+        node = self.declarations[name].node
+        typ = self.lower_type(node.type, allow_bank=False, report=False)
+        optional = any(flag.name == "optional" for flag in node.flags)
+        return make_optional(typ) if optional else typ
+
+    def lower_param(self, node: ast.ParamDecl) -> ir.Param:
+        typ = self.lower_type(node.type, allow_bank=False)
+        default = self.lower_expr(node.default, _Scope("param"))
+        if not isinstance(default, ir.Literal) and not isinstance(default.type, AnyType):
+            self.error("not-constant", "a parameter's default must be a constant", node.default.span,
+                       "not a constant", ("write a literal: a number, a string, true/false or a list of them",))
+        self.expect_type(default, typ, "the parameter's default")
+        value = default.value if isinstance(default, ir.Literal) else None
+        return ir.Param(name=node.name.name, type=typ, default=ir.Literal(value=value, type=typ, span=default.span),
+                        span=node.span)
+
+    def lower_bank(self, node: ast.BankDecl) -> ir.Bank:
+        fields = tuple(self.lower_bank_field(item) for item in node.fields)
+        entry = Record(tuple((item.name, item.type) for item in fields))
+        settings = {setting.key.name: setting for setting in node.settings}
+        for setting in node.settings:
+            if setting.key.name not in _BANK_SETTINGS:
+                self.error("unknown-option", f"unknown bank setting `{setting.key.name}`", setting.key.span,
+                           "not a bank setting", did_you_mean(setting.key.name, _BANK_SETTINGS))
+        search = self.bank_field_setting(settings.get("search"), entry, node, required=True)
+        label = self.bank_field_setting(settings.get("label"), entry, node, required=False)
+        file = self.constant_text(settings.get("file"))
+        return ir.Bank(name=node.name.name, entry=entry, fields=fields, search_field=search or "",
+                       label_field=label, file=file, span=node.span)
+
+    def lower_bank_field(self, node: ast.BankField) -> ir.BankField:
+        typ = self.lower_type(node.type, allow_bank=False)
+        value = self.lower_expr(node.value, _Scope("bank"))
+        self.expect_type(value, typ, f"bank field `{node.name.name}`")
+        return ir.BankField(name=node.name.name, type=typ, value=value, span=node.span)
+
+    def bank_field_setting(self, setting: ast.Setting | None, entry: Record, bank: ast.BankDecl,
+                           required: bool) -> str | None:
+        if setting is None:
+            if required:
+                self.error("bank-without-search", f"bank `{bank.name.name}` does not say which field to search",
+                           bank.name.span, "declared here", ("add `search FIELD` naming a text field of the entry",))
+            return None
+        value = setting.value
+        if not isinstance(value, ast.Name):
+            self.error("type-mismatch", f"`{setting.key.name}` takes a field name", value.span, "not a field name")
+            return None
+        field_type = entry.field(value.name)
+        if field_type is None:
+            self.error("unknown-field", f"bank `{bank.name.name}` has no field `{value.name}`", value.span,
+                       "no such field", did_you_mean(value.name, [name for name, _ in entry.fields]))
+            return None
+        if field_type != TEXT:
+            self.error("type-mismatch", f"the `{setting.key.name}` field must be text, not {field_type}", value.span)
+        return value.name
+
+    def constant_text(self, setting: ast.Setting | None) -> str | None:
+        if setting is None:
+            return None
+        value = self.lower_expr(setting.value, _Scope("option"))
+        if isinstance(value, ir.Literal) and isinstance(value.value, str):
+            return value.value
+        self.error("type-mismatch", f"`{setting.key.name}` takes a constant string", setting.value.span)
+        return None
+
+    # ---- types ----------------------------------------------------------------------------------------------
+
+    def lower_type(self, node: ast.TypeExpr, *, allow_bank: bool, report: bool = True) -> Type:
+        if isinstance(node, ast.RecordType):
+            return Record(tuple((item.name.name, self.lower_type(item.type, allow_bank=False, report=report))
+                                for item in node.fields))
+        if isinstance(node, ast.GenericType):
+            if node.name.name == "list":
+                return ListOf(self.lower_type(node.argument, allow_bank=False, report=report))
+            if report:
+                self.error("unknown-type", f"unknown type `{node.name.name}[...]`", node.name.span, "not a type",
+                           did_you_mean(node.name.name, ["list"]) or ("the generic type is `list[T]`",))
+            return ANY
+        name = node.name.name
+        if name in SCALARS:
+            return SCALARS[name]
+        if report:
+            hint = ("a list is written `list[text]`",) if name == "list" else did_you_mean(name, [*SCALARS, "list", "record"])
+            self.error("unknown-type", f"unknown type `{name}`", node.name.span, "not a type", hint)
+        return ANY
+
+    def expect_type(self, value: ir.Expr, expected: Type, what: str) -> None:
+        if not unify(expected, value.type, {}) or (
+            isinstance(value.type, Optional_) and not isinstance(expected, Optional_)
+        ):
+            self.error("type-mismatch", f"{what} must be {expected}, but this is {value.type}", value.span,
+                       f"this is {value.type}")
+
+    # ---- stages -----------------------------------------------------------------------------------------------
+
+    def lower_stage(self, name: str) -> Type:
+        """Lower a stage (once) and return its type; a stage met again while lowering it is part of a
+        cycle, which the checker reports: here it just gets the type `any`."""
+        if name in self.stage_types:
+            return self.stage_types[name]
+        if name in self.in_progress:
+            return ANY
+        self.in_progress.add(name)
+        declaration = self.declarations[name]
+        scope = _Scope("stage", loop=declaration.loop)
+        node = declaration.node
+        if isinstance(node, ast.LlmStage):
+            stage: ir.Stage = self.lower_llm(node, scope, declaration.loop)
+        elif isinstance(node, ast.LetStage):
+            value = self.lower_expr(node.value, scope)
+            stage = ir.LetStage(name=name, value=value, loop=declaration.loop, type=value.type, name_span=node.name.span,
+                                 span=node.span)
+        else:
+            stage = self.lower_loop(node)
+        self.in_progress.discard(name)
+        self.lowered[name] = stage
+        self.stage_types[name] = stage.type
+        return stage.type
+
+    def lower_llm(self, node: ast.LlmStage, scope: _Scope, loop: str | None) -> ir.LlmStage:
+        guard = self.lower_condition(node.guard, scope) if node.guard is not None else None
+        prompt = self.lower_prompt(node.body, scope)
+        fallback = self.lower_prompt(node.otherwise, scope) if node.otherwise is not None else None
+        # Any `n` makes the value a list, so the type does not depend on a parameter's current value.
+        typ: Type = ListOf(TEXT) if prompt.option("n") is not None else TEXT
+        if guard is not None and fallback is None:
+            typ = make_optional(typ)
+        return ir.LlmStage(name=node.name.name, prompt=prompt, guard=guard, fallback=fallback, loop=loop,
+                           type=typ, name_span=node.name.span, span=node.span)
+
+    def lower_prompt(self, body: ast.Body, scope: _Scope) -> ir.Prompt:
+        messages, options = [], []
+        for setting in body.settings:
+            key = setting.key.name
+            if key in ROLES:
+                messages.append(ir.Message(role=key, template=self.lower_message(setting.value, scope),
+                                           span=setting.span))
+            elif key in OPTIONS:
+                option = lower_option(setting, lambda raw: self.lower_expr(raw, _Scope("option")), self.error)
+                if option is not None:
+                    options.append(option)
+            else:
+                self.error("unknown-option", f"unknown message role or option `{key}`", setting.key.span,
+                           "not a role or option", did_you_mean(key, [*ROLES, *OPTIONS]))
+        self.check_duplicate_options(options)
+        return ir.Prompt(messages=tuple(messages), options=tuple(options), span=body.span)
+
+    def check_duplicate_options(self, options: list[ir.Option]) -> None:
+        seen: dict[str, ir.Option] = {}
+        for option in options:
+            if option.name in seen:
+                self.error("duplicate-definition", f"option `{option.name}` is set more than once", option.span,
+                           "set again here", labels=(Label(seen[option.name].span, "first set here"),))
+            seen.setdefault(option.name, option)
+
+    def lower_message(self, value: ast.Expr, scope: _Scope) -> ir.Template:
+        if isinstance(value, ast.TemplateLiteral):
+            return self.lower_template(value.text, scope)
+        if isinstance(value, ast.Name) and self.kind_of(value.name) == "snippet":
+            return self.lower_template(self.declarations[value.name].node.text, scope)
+        self.error("type-mismatch", "a message is a string (or the name of a snippet)", value.span, "not a string",
+                   ('write the text in quotes: user "..."; interpolate values with {name}',))
+        return ir.Template(parts=(), span=value.span)
+
+    def lower_loop(self, node: ast.LoopStage) -> ir.LoopStage:
+        outer = _Scope("stage")
+        initial = self.lower_expr(node.initial, outer)
+        self.stage_types[node.name.name] = strip_optional(initial.type) if not isinstance(initial.type, AnyType) else ANY
+        bound = self.loop_bound(node)
+        inner = _Scope("stage", loop=node.name.name)
+        steps: list[str | ir.Until] = []
+        nexts = [item for item in node.items if isinstance(item, ast.Next)]
+        for item in node.items:
+            if isinstance(item, (ast.LlmStage, ast.LetStage)):
+                steps.append(item.name.name)
+            elif isinstance(item, ast.Until):
+                steps.append(ir.Until(condition=self.lower_condition(item.condition, inner), span=item.span))
+        self.check_loop_clauses(node, nexts)
+        for name in [step for step in steps if isinstance(step, str)]:
+            self.lower_stage(name)
+        next_value = self.lower_expr(nexts[0].value, inner) if nexts else ir.Ref(
+            name=node.name.name, kind="loop", type=initial.type, span=node.name.span)
+        if nexts:
+            self.expect_type(next_value, strip_optional(initial.type), "the value of `next`")
+        return ir.LoopStage(name=node.name.name, initial=initial, max_iterations=bound, steps=tuple(steps),
+                            next=next_value, type=initial.type, name_span=node.name.span, span=node.span)
+
+    def loop_bound(self, node: ast.LoopStage) -> ir.Expr:
+        if node.bound is None:
+            self.error("unbounded-loop", f"loop `{node.name.name}` has no bound", node.name.span,
+                       "this loop could run forever",
+                       ("add `max N` after the initial value: `loop refine from draft max 3 { ... }`",))
+            return ir.Literal(value=None, type=ANY, span=node.name.span)
+        bound = self.lower_expr(node.bound, _Scope("option"))
+        self.expect_type(bound, INT, "a loop's bound")
+        return bound
+
+    def check_loop_clauses(self, node: ast.LoopStage, nexts: list[ast.Next]) -> None:
+        untils = [item for item in node.items if isinstance(item, ast.Until)]
+        for extra in (untils[1:] + nexts[1:]):
+            first = (untils if isinstance(extra, ast.Until) else nexts)[0]
+            self.error("duplicate-definition", "a loop has at most one `until` and one `next`", extra.span,
+                       "declared again here", labels=(Label(first.span, "first declared here"),))
+        if not nexts:
+            self.error("loop-without-next", f"loop `{node.name.name}` never updates its value", node.name.span,
+                       "no `next` in this loop", ("add `next STAGE` saying which value the next iteration works on",))
+
+    def ordered_stages(self) -> tuple[ir.Stage, ...]:
+        """Stages in dependency order (declaration order among independent ones); loop bodies follow their
+        loop. Stages in a cycle keep declaration order: the checker reports the cycle."""
+        return topological_order(self.lowered, self.declarations)
+
+    # ---- views --------------------------------------------------------------------------------------------------
+
+    def lower_student(self) -> ir.Prompt | None:
+        views = self.items(ast.StudentView)
+        return self.lower_prompt(views[0].body, _Scope("student")) if views else None
+
+    def lower_teacher(self) -> ir.TeacherChain | ir.Prompt | None:
+        views = self.items(ast.TeacherTemplate) + self.items(ast.TeacherChain)
+        if not views:
+            return None
+        view = min(views, key=lambda item: item.span.start)
+        if isinstance(view, ast.TeacherTemplate):
+            return self.lower_prompt(view.body, _Scope("teacher"))
+        for name in view.names:
+            self.check_teacher_source(name)
+        return ir.TeacherChain(stages=tuple(name.name for name in view.names), span=view.span)
+
+    def check_teacher_source(self, name: ast.Identifier) -> None:
+        if name.name == "student":
+            return
+        kind = self.kind_of(name.name)
+        if kind is None:
+            llm_names = [n for n, d in self.declarations.items() if d.kind == "llm"] + ["student"]
+            self.error("unknown-name", f"unknown stage `{name.name}`", name.span, "not defined",
+                       did_you_mean(name.name, llm_names))
+        elif kind != "llm":
+            self.error("teacher-not-llm", f"the teacher context must come from an LLM stage, and `{name.name}` is a {_KIND_WORDS[kind]}",
+                       name.span, "not an LLM stage",
+                       ("the teacher sees the rendered messages of an `llm` stage, or of an explicit `teacher { ... }`",))
+
+    def lower_single(self, kind: type, context: str) -> ir.Expr | None:
+        found = self.items(kind)
+        return self.lower_expr(found[0].value, _Scope(context)) if found else None
+
+    # ---- templates ------------------------------------------------------------------------------------------------
+
+    def lower_template(self, text: ast.Text, scope: _Scope) -> ir.Template:
+        source = self.sources[text.span.file]
+        parts, errors = parse_template(text, source)
+        self.diagnostics.extend(errors)
+        return ir.Template(parts=self.lower_parts(parts, scope), span=text.span)
+
+    def lower_parts(self, parts: tuple[Part, ...], scope: _Scope) -> tuple[ir.Part, ...]:
+        return tuple(self.lower_part(part, scope) for part in parts)
+
+    def lower_part(self, part: Part, scope: _Scope) -> ir.Part:
+        if isinstance(part, TextPart):
+            return ir.TextPart(value=part.value, span=part.span)
+        if isinstance(part, PlaceholderPart):
+            return ir.ValuePart(value=self.lower_placeholder(part, scope), span=part.span)
+        if isinstance(part, IfPart):
+            condition = self.lower_expr(part.condition, scope)
+            inside = scope.narrowed(_presence_names(part.condition))
+            return ir.IfPart(condition=condition, then=self.lower_parts(part.then, inside),
+                             otherwise=self.lower_parts(part.otherwise, scope), span=part.span)
+        iterable = self.lower_expr(part.iterable, scope)
+        item = self.item_type(iterable, "`{for}` iterates over")
+        return ir.ForPart(variable=part.variable.name, iterable=iterable,
+                          body=self.lower_parts(part.body, scope.bind(part.variable.name, item)), span=part.span)
+
+    def lower_placeholder(self, part: PlaceholderPart, scope: _Scope) -> ir.Expr:
+        value = self.lower_expr(part.expr, scope)
+        typ = value.type
+        if isinstance(typ, Optional_):
+            name = _describe(part.expr)
+            self.error("optional-placeholder", f"{name} may be absent here", part.expr.span, f"{typ}",
+                       (f"show it only when present: {{if {name}}}...{{{name}}}...{{end}}",))
+        elif isinstance(typ, ListOf):
+            self.error("placeholder-type", f"a list cannot be printed directly ({typ})", part.expr.span, "a list",
+                       ("repeat a segment with {for item in LIST}...{end}, or use join(LIST, \", \")",))
+        elif isinstance(typ, (Record, Bank)):
+            self.error("placeholder-type", f"a {typ} cannot be printed directly", part.expr.span, "not printable",
+                       ("print one of its fields: {entry.FIELD}",))
+        return value
+
+    # ---- expressions ---------------------------------------------------------------------------------------------------
+
+    def lower_condition(self, node: ast.Expr, scope: _Scope) -> ir.Expr:
+        value = self.lower_expr(node, scope)
+        if not unify(BOOL, strip_optional(value.type), {}):
+            self.error("type-mismatch", f"a condition must be bool, but this is {value.type}", node.span,
+                       f"this is {value.type}", ("test text or lists with nonempty(...)",))
+        return value
+
+    def lower_expr(self, node: ast.Expr, scope: _Scope) -> ir.Expr:
+        return getattr(self, f"lower_{type(node).__name__}")(node, scope)
+
+    def lower_Number(self, node: ast.Number, scope: _Scope) -> ir.Expr:
+        return ir.Literal(value=node.value, type=INT if isinstance(node.value, int) else FLOAT, span=node.span)
+
+    def lower_Boolean(self, node: ast.Boolean, scope: _Scope) -> ir.Expr:
+        return ir.Literal(value=node.value, type=BOOL, span=node.span)
+
+    def lower_TemplateLiteral(self, node: ast.TemplateLiteral, scope: _Scope) -> ir.Expr:
+        template = self.lower_template(node.text, scope)
+        if all(isinstance(part, ir.TextPart) for part in template.parts):
+            text = "".join(part.value for part in template.parts)
+            return ir.Literal(value=text, type=TEXT, span=node.span)
+        return ir.TemplateExpr(template=template, type=TEXT, span=node.span)
+
+    def lower_ListLiteral(self, node: ast.ListLiteral, scope: _Scope) -> ir.Expr:
+        items = tuple(self.lower_expr(item, scope) for item in node.items)
+        item_type: Type = ANY
+        for item in items:
+            if isinstance(item_type, AnyType):
+                item_type = item.type
+            elif not unify(item_type, item.type, {}):
+                self.error("type-mismatch", f"list items must share one type: {item_type} and {item.type}", item.span,
+                           f"this is {item.type}")
+        typ = ListOf(item_type)
+        if all(isinstance(item, ir.Literal) for item in items):
+            return ir.Literal(value=tuple(item.value for item in items), type=typ, span=node.span)
+        return ir.ListExpr(items=items, type=typ, span=node.span)
+
+    def lower_Name(self, node: ast.Name, scope: _Scope) -> ir.Expr:
+        name = node.name
+        if name in scope.locals:
+            return ir.Ref(name=name, kind="local", type=scope.locals[name], span=node.span)
+        if name == "student" and scope.context in _CONTEXTS_SEEING_STUDENT:
+            return ir.Ref(name=name, kind="student", type=TEXT, span=node.span)
+        if name == "output" and scope.context == "grade":
+            return ir.Ref(name=name, kind="output", type=self.output_type, span=node.span)
+        kind = self.kind_of(name)
+        if kind is None:
+            return self.unknown_name(node, scope)
+        if kind == "snippet":
+            return ir.TemplateExpr(template=self.lower_template(self.declarations[name].node.text, scope),
+                                   type=TEXT, span=node.span)
+        if scope.context in ("option", "param") and kind != "param":
+            self.error("not-constant", f"`{name}` is not a constant", node.span, f"a {_KIND_WORDS[kind]}",
+                       ("options and defaults may use literals and `param`s only",))
+            return ir.Ref(name=name, kind=_REF_KIND[kind], type=ANY, span=node.span)
+        typ = self.type_of(name, kind, scope)
+        if name in scope.present:
+            typ = strip_optional(typ)
+        return ir.Ref(name=name, kind=_REF_KIND[kind], type=typ, span=node.span)
+
+    def unknown_name(self, node: ast.Name, scope: _Scope) -> ir.Expr:
+        hints = did_you_mean(node.name, [*self.declarations, *scope.locals])
+        if node.name == "student":
+            hints = ("the student's completion is visible only to `output` and `student_output`",)
+        elif node.name == "output":
+            hints = ("`output` is visible only to `grade`",)
+        self.error("unknown-name", f"unknown name `{node.name}`", node.span, "not defined", hints)
+        return ir.Ref(name=node.name, kind="input", type=ANY, span=node.span)
+
+    def kind_of(self, name: str) -> str | None:
+        declaration = self.declarations.get(name)
+        return declaration.kind if declaration else None
+
+    def type_of(self, name: str, kind: str, scope: _Scope) -> Type:
+        if kind == "input":
+            return self.input_type(name)
+        if kind == "param":
+            return self.lower_type(self.declarations[name].node.type, allow_bank=False, report=False)
+        if kind == "bank":
+            node = self.declarations[name].node
+            return Bank(Record(tuple((f.name.name, self.lower_type(f.type, allow_bank=False, report=False))
+                                     for f in node.fields)))
+        typ = self.lower_stage(name)
+        if kind == "loop" and scope.loop == name:
+            return typ  # the loop-carried value inside its own body
+        inner_loop = self.declarations[name].loop
+        if inner_loop is not None and inner_loop != scope.loop:
+            return make_optional(typ)  # seen from outside, a loop's stage may not have run
+        return typ
+
+    def lower_FieldAccess(self, node: ast.FieldAccess, scope: _Scope) -> ir.Expr:
+        value = self.lower_expr(node.value, scope)
+        base = strip_optional(value.type)
+        typ: Type = ANY
+        if isinstance(base, Record):
+            found = base.field(node.field.name)
+            if found is None:
+                self.error("unknown-field", f"{_describe(node.value)} has no field `{node.field.name}`", node.field.span,
+                           "no such field", did_you_mean(node.field.name, [name for name, _ in base.fields]))
+            else:
+                typ = make_optional(found) if isinstance(value.type, Optional_) else found
+        elif not isinstance(base, AnyType):
+            self.error("unknown-field", f"{_describe(node.value)} is {base}, which has no fields", node.field.span,
+                       "no such field")
+        return ir.FieldRef(value=value, field=node.field.name, type=typ, span=node.span)
+
+    def lower_Comprehension(self, node: ast.Comprehension, scope: _Scope) -> ir.Expr:
+        iterable = self.lower_expr(node.iterable, scope)
+        item = self.item_type(iterable, "a comprehension iterates over")
+        element = self.lower_expr(node.element, scope.bind(node.variable.name, item))
+        typ: Type = ListOf(element.type)
+        if isinstance(iterable.type, Optional_):
+            typ = make_optional(typ)
+        return ir.ComprehensionExpr(variable=node.variable.name, iterable=iterable, element=element, type=typ,
+                                    span=node.span)
+
+    def item_type(self, iterable: ir.Expr, what: str) -> Type:
+        base = strip_optional(iterable.type)
+        if isinstance(base, ListOf):
+            return base.item
+        if not isinstance(base, AnyType):
+            self.error("type-mismatch", f"{what} a list, but this is {iterable.type}", iterable.span,
+                       f"this is {iterable.type}")
+        return ANY
+
+    def lower_Not(self, node: ast.Not, scope: _Scope) -> ir.Expr:
+        operand = self.lower_condition(node.operand, scope)
+        return ir.NotExpr(operand=operand, type=BOOL, span=node.span)
+
+    def lower_Logical(self, node: ast.Logical, scope: _Scope) -> ir.Expr:
+        left = self.lower_condition(node.left, scope)
+        right = self.lower_condition(node.right, scope)
+        return ir.LogicExpr(operator=node.operator, left=left, right=right, type=BOOL, span=node.span)
+
+    def lower_Comparison(self, node: ast.Comparison, scope: _Scope) -> ir.Expr:
+        left = self.lower_expr(node.left, scope)
+        right = self.lower_expr(node.right, scope)
+        left_type, right_type = strip_optional(left.type), strip_optional(right.type)
+        numeric = {INT, FLOAT}
+        if node.operator in ("==", "!="):
+            compatible = unify(left_type, right_type, {}) or unify(right_type, left_type, {})
+        else:
+            compatible = all(isinstance(t, AnyType) or t in numeric for t in (left_type, right_type))
+        if not compatible:
+            self.error("type-mismatch", f"cannot compare {left.type} {node.operator} {right.type}", node.span,
+                       "incompatible operands")
+        return ir.CompareExpr(operator=node.operator, left=left, right=right, type=BOOL, span=node.span)
+
+    def lower_Call(self, node: ast.Call, scope: _Scope) -> ir.Expr:
+        from harnessc.calls import bind_call
+
+        return bind_call(self, node, scope)
+
+
+_DECLARATION_KINDS = {
+    ast.InputDecl: "input", ast.ParamDecl: "param", ast.SnippetDecl: "snippet", ast.BankDecl: "bank",
+    ast.LlmStage: "llm", ast.LetStage: "let", ast.LoopStage: "loop",
+}
+_SINGLE_DECLARATIONS = {
+    ast.StudentView: "the student view", ast.OutputDecl: "`output`", ast.StudentOutputDecl: "`student_output`",
+    ast.GradeDecl: "`grade`", (ast.TeacherTemplate, ast.TeacherChain): "the teacher view",
+}
+_REF_KIND = {"input": "input", "param": "param", "bank": "bank", "llm": "stage", "let": "stage", "loop": "loop"}
+_KIND_WORDS = {"input": "input", "param": "parameter", "snippet": "snippet", "bank": "memory bank",
+               "llm": "LLM stage", "let": "`let` stage", "loop": "loop"}
+_BANK_SETTINGS = ("search", "label", "file")
+
+
+def _presence_names(condition: ast.Expr) -> set[str]:
+    """Names that `{if condition}` proves present: the condition itself or a conjunction of them."""
+    if isinstance(condition, ast.Name):
+        return {condition.name}
+    if isinstance(condition, ast.Logical) and condition.operator == "and":
+        return _presence_names(condition.left) | _presence_names(condition.right)
+    if isinstance(condition, ast.Call) and condition.function.name == "nonempty" and len(condition.arguments) == 1:
+        return _presence_names(condition.arguments[0])
+    return set()
+
+
+def _describe(node: ast.Expr) -> str:
+    if isinstance(node, ast.Name):
+        return f"`{node.name}`"
+    if isinstance(node, ast.FieldAccess):
+        inner = _describe(node.value).strip("`")
+        return f"`{inner}.{node.field.name}`"
+    return "this value"
+
+
+def lower_module(module: ast.Module, snippets: Mapping[str, ast.SnippetDecl], sources: Mapping[str, SourceFile],
+                 registry: Registry) -> tuple[ir.Harness, list[Diagnostic]]:
+    lowerer = Lowerer(module, snippets, sources, registry)
+    harness = lowerer.lower()
+    return harness, lowerer.diagnostics

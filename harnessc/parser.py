@@ -1,0 +1,419 @@
+"""Text → syntax tree (harnessc.ast), or a friendly syntax diagnostic. Lark's internals never reach users."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark import v_args
+
+from harnessc import ast
+from harnessc.diagnostics import Diagnostic, Label
+from harnessc.source import SourceFile
+
+
+@functools.cache
+def lark_parser() -> Lark:
+    grammar = resources.files("harnessc").joinpath("grammar.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True, start=["start", "expr"])
+
+
+def parse_module(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic]]:
+    """Parse one file. On a syntax error returns (None, [the diagnostic]); LALR stops at the first one."""
+    try:
+        tree = lark_parser().parse(source.text, start="start")
+        return _ToAst(source).transform(tree), []
+    except UnexpectedInput as error:
+        return None, [syntax_diagnostic(error, source)]
+
+
+def parse_expression(text: str, offsets: tuple[int, ...], source: SourceFile) -> tuple[ast.Expr | None, list[Diagnostic]]:
+    """Parse an expression found inside a template placeholder; spans map back through `offsets`."""
+    shifted = _ShiftedSource(source, text, offsets)
+    try:
+        tree = lark_parser().parse(text, start="expr")
+        return _ToAst(shifted).transform(tree), []
+    except UnexpectedInput as error:
+        return None, [syntax_diagnostic(error, shifted)]
+
+
+class _ShiftedSource:
+    """Quacks like SourceFile for a substring: maps substring offsets to the real file's spans."""
+
+    def __init__(self, source: SourceFile, text: str, offsets: tuple[int, ...]) -> None:
+        self.source = source
+        self.offsets = offsets
+        self.path = source.path
+        self.text = text
+
+    def real(self, offset: int) -> int:
+        if not self.offsets:
+            return 0
+        if offset >= len(self.offsets):
+            return self.offsets[-1] + 1
+        return self.offsets[offset]
+
+    def span(self, start: int, end: int | None = None):
+        end = start if end is None else end
+        real_end = self.real(end - 1) + 1 if end > start else self.real(start)
+        return self.source.span(self.real(start), real_end)
+
+    def end_span(self):
+        stripped = self.text.rstrip()
+        return self.span(len(stripped), len(stripped))
+
+
+# ---- syntax errors ----------------------------------------------------------------------------------
+
+_TOKEN_NAMES = {
+    "NAME": "a name", "STRING": "a string", "LONG_STRING": "a string", "NUMBER": "a number",
+    "LBRACE": "`{`", "RBRACE": "`}`", "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`",
+    "COLON": "`:`", "COMMA": "`,`", "EQUAL": "`=`", "DOT": "`.`", "COMPARE": "a comparison", "$END": "end of file",
+}
+_OPENERS = {"{": "}", "(": ")", "[": "]"}
+
+
+def _describe_expected(expected: set[str]) -> str:
+    names = sorted({_TOKEN_NAMES.get(name, f"`{name.strip(chr(34)).lower()}`") for name in expected})
+    if len(names) > 6:
+        return "a declaration or a value" if "a name" in names else ", ".join(names[:6]) + ", ..."
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def syntax_diagnostic(error: UnexpectedInput, source) -> Diagnostic:
+    if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
+        return _end_of_file(source)
+    if isinstance(error, UnexpectedCharacters):
+        return _unexpected_character(error, source)
+    assert isinstance(error, UnexpectedToken)
+    token = error.token
+    span = source.span(token.start_pos, token.end_pos)
+    shown = str(token) if len(str(token)) <= 30 else str(token)[:27] + "..."
+    return Diagnostic(
+        code="syntax-error",
+        message=f"unexpected `{shown}`, expected {_describe_expected(set(error.expected))}",
+        span=span,
+        label="unexpected here",
+        hints=_keyword_hints(str(token)),
+    )
+
+
+def _keyword_hints(token: str) -> tuple[str, ...]:
+    from harnessc.names import KEYWORDS
+
+    if token in KEYWORDS:
+        return (f"`{token}` is a reserved word; it cannot name an input, stage or field",)
+    return ()
+
+
+def _unexpected_character(error: UnexpectedCharacters, source) -> Diagnostic:
+    offset = error.pos_in_stream
+    text = source.text
+    if text.startswith('"""', offset):
+        return Diagnostic(
+            code="unterminated-string", message="this multi-line string is never closed",
+            span=source.span(offset, offset + 3), label='opened here; close it with """',
+        )
+    if text[offset] == '"':
+        return Diagnostic(
+            code="unterminated-string", message="this string is never closed on its line",
+            span=source.span(offset, offset + 1), label="opened here",
+            hints=('close it with `"` on the same line, or use """...""" for text over several lines',),
+        )
+    char = text[offset]
+    return Diagnostic(
+        code="unexpected-character", message=f"unexpected character {char!r}",
+        span=source.span(offset, offset + 1), label="not part of the language",
+    )
+
+
+def _end_of_file(source) -> Diagnostic:
+    unclosed = _first_unclosed_delimiter(source.text)
+    end = source.end_span()
+    if unclosed is not None:
+        offset, opener = unclosed
+        return Diagnostic(
+            code="unclosed-delimiter", message=f"`{opener}` is never closed",
+            span=source.span(offset, offset + 1), label=f"this `{opener}` needs a matching `{_OPENERS[opener]}`",
+            labels=(Label(end, "the file ends here"),),
+        )
+    return Diagnostic(
+        code="unexpected-eof", message="unexpected end of file", span=end,
+        label="the declaration here is incomplete",
+    )
+
+
+def _first_unclosed_delimiter(text: str) -> tuple[int, str] | None:
+    """The innermost opener still open at the end, skipping strings and comments."""
+    stack: list[tuple[int, str]] = []
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if text.startswith('"""', index):
+            close = text.find('"""', index + 3)
+            index = len(text) if close < 0 else close + 3
+            continue
+        if char == '"':
+            index = _skip_short_string(text, index)
+            continue
+        if char == "#":
+            newline = text.find("\n", index)
+            index = len(text) if newline < 0 else newline
+            continue
+        if char in _OPENERS:
+            stack.append((index, char))
+        elif char in _OPENERS.values() and stack and _OPENERS[stack[-1][1]] == char:
+            stack.pop()
+        index += 1
+    return stack[-1] if stack else None
+
+
+def _skip_short_string(text: str, index: int) -> int:
+    index += 1
+    while index < len(text) and text[index] not in '"\n':
+        index += 2 if text[index] == "\\" else 1
+    return index + 1
+
+
+# ---- string literals --------------------------------------------------------------------------------
+
+_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
+
+
+def decode_string(token: Token, source) -> ast.Text:
+    """Decode a literal: escapes `\\\\ \\" \\n \\t` (any other backslash is kept as written, so LaTeX such
+    as `\\boxed` needs no doubling); triple-quoted strings are dedented like Python's textwrap.dedent after
+    dropping a blank first and last line."""
+    raw = str(token)
+    long = raw.startswith('"""')
+    quote = 3 if long else 1
+    chars = list(raw[quote:-quote])
+    offsets = list(range(token.start_pos + quote, token.end_pos - quote))
+    if long:
+        chars, offsets = _dedent(chars, offsets)
+    value, value_offsets = _unescape(chars, offsets)
+    return ast.Text(value="".join(value), offsets=tuple(value_offsets), span=source.span(token.start_pos, token.end_pos), long=long)
+
+
+def _unescape(chars: list[str], offsets: list[int]) -> tuple[list[str], list[int]]:
+    out, out_offsets = [], []
+    index = 0
+    while index < len(chars):
+        char = chars[index]
+        if char == "\\" and index + 1 < len(chars) and chars[index + 1] in _ESCAPES:
+            out.append(_ESCAPES[chars[index + 1]])
+            out_offsets.append(offsets[index])
+            index += 2
+            continue
+        out.append(char)
+        out_offsets.append(offsets[index])
+        index += 1
+    return out, out_offsets
+
+
+def _dedent(chars: list[str], offsets: list[int]) -> tuple[list[str], list[int]]:
+    lines = _split_lines(chars, offsets)
+    if lines and not "".join(lines[0][0]).strip():
+        lines = lines[1:]
+    if lines and not "".join(lines[-1][0]).strip():
+        lines = lines[:-1]
+    indents = [len(text) - len("".join(text).lstrip(" \t")) for text, _ in lines if "".join(text).strip()]
+    cut = min(indents, default=0)
+    out: list[str] = []
+    out_offsets: list[int] = []
+    for number, (text, line_offsets) in enumerate(lines):
+        if number:
+            out.append("\n")
+            out_offsets.append(line_offsets[0] - 1 if line_offsets else (out_offsets[-1] if out_offsets else 0))
+        out.extend(text[cut:])
+        out_offsets.extend(line_offsets[cut:])
+    return out, out_offsets
+
+
+def _split_lines(chars: list[str], offsets: list[int]) -> list[tuple[list[str], list[int]]]:
+    lines: list[tuple[list[str], list[int]]] = [([], [])]
+    for char, offset in zip(chars, offsets):
+        if char == "\n":
+            lines.append(([], []))
+        else:
+            lines[-1][0].append(char)
+            lines[-1][1].append(offset)
+    for text, line_offsets in lines:  # a CRLF file's carriage returns are not part of the text
+        while text and text[-1] == "\r":
+            text.pop()
+            line_offsets.pop()
+    return lines
+
+
+# ---- parse tree → AST --------------------------------------------------------------------------------
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, source) -> None:
+        super().__init__()
+        self.source = source
+
+    def _span(self, meta):
+        return self.source.span(meta.start_pos, meta.end_pos)
+
+    def _id(self, token: Token) -> ast.Identifier:
+        return ast.Identifier(name=str(token), span=self.source.span(token.start_pos, token.end_pos))
+
+    def string(self, meta, children):
+        return decode_string(children[0], self.source)
+
+    def start(self, meta, children):
+        header = children[0] if children and isinstance(children[0], ast.Header) else None
+        items = tuple(child for child in children if not isinstance(child, ast.Header))
+        whole = self.source.span(0, len(self.source.text))
+        return ast.Module(path=self.source.path, header=header, items=items, span=whole)
+
+    def header(self, meta, children):
+        name, description = children
+        return ast.Header(name=self._id(name), description=description, span=self._span(meta))
+
+    def import_decl(self, meta, children):
+        return ast.Import(path=children[0], span=self._span(meta))
+
+    def input_decl(self, meta, children):
+        name, typ, *flags = children
+        return ast.InputDecl(name=self._id(name), type=typ, flags=tuple(self._id(flag) for flag in flags), span=self._span(meta))
+
+    def param_decl(self, meta, children):
+        name, typ, default = children
+        return ast.ParamDecl(name=self._id(name), type=typ, default=default, span=self._span(meta))
+
+    def snippet_decl(self, meta, children):
+        name, text = children
+        return ast.SnippetDecl(name=self._id(name), text=text, span=self._span(meta))
+
+    def bank_decl(self, meta, children):
+        name, *items = children
+        fields = tuple(item for item in items if isinstance(item, ast.BankField))
+        settings = tuple(item for item in items if isinstance(item, ast.Setting))
+        return ast.BankDecl(name=self._id(name), fields=fields, settings=settings, span=self._span(meta))
+
+    def bank_field(self, meta, children):
+        name, typ, value = children
+        return ast.BankField(name=self._id(name), type=typ, value=value, span=self._span(meta))
+
+    def setting(self, meta, children):
+        key, value = children
+        return ast.Setting(key=self._id(key), value=value, span=self._span(meta))
+
+    def body(self, meta, children):
+        return ast.Body(settings=tuple(children), span=self._span(meta))
+
+    def guard(self, meta, children):
+        return children[0]
+
+    def else_body(self, meta, children):
+        return children[0]
+
+    def llm_stage(self, meta, children):
+        name, guard, body, otherwise = children
+        return ast.LlmStage(name=self._id(name), guard=guard, body=body, otherwise=otherwise, span=self._span(meta))
+
+    def let_stage(self, meta, children):
+        name, value = children
+        return ast.LetStage(name=self._id(name), value=value, span=self._span(meta))
+
+    def loop_bound(self, meta, children):
+        return children[0]
+
+    def loop_stage(self, meta, children):
+        name, initial, bound, *items = children
+        return ast.LoopStage(name=self._id(name), initial=initial, bound=bound, items=tuple(items), span=self._span(meta))
+
+    def until_clause(self, meta, children):
+        return ast.Until(condition=children[0], span=self._span(meta))
+
+    def next_clause(self, meta, children):
+        return ast.Next(value=children[0], span=self._span(meta))
+
+    def student_view(self, meta, children):
+        return ast.StudentView(body=children[0], span=self._span(meta))
+
+    def teacher_template(self, meta, children):
+        return ast.TeacherTemplate(body=children[0], span=self._span(meta))
+
+    def teacher_chain(self, meta, children):
+        return ast.TeacherChain(names=tuple(self._id(name) for name in children), span=self._span(meta))
+
+    def output_decl(self, meta, children):
+        return ast.OutputDecl(value=children[0], span=self._span(meta))
+
+    def student_output_decl(self, meta, children):
+        return ast.StudentOutputDecl(value=children[0], span=self._span(meta))
+
+    def grade_decl(self, meta, children):
+        return ast.GradeDecl(value=children[0], span=self._span(meta))
+
+    # types
+    def named_type(self, meta, children):
+        return ast.NamedType(name=self._id(children[0]), span=self._span(meta))
+
+    def generic_type(self, meta, children):
+        name, argument = children
+        return ast.GenericType(name=self._id(name), argument=argument, span=self._span(meta))
+
+    def record_type(self, meta, children):
+        fields = tuple(child for child in children if child is not None)
+        return ast.RecordType(fields=fields, span=self._span(meta))
+
+    def field_type(self, meta, children):
+        name, typ = children
+        return ast.FieldType(name=self._id(name), type=typ, span=self._span(meta))
+
+    # expressions
+    def or_(self, meta, children):
+        return ast.Logical(operator="or", left=children[0], right=children[1], span=self._span(meta))
+
+    def and_(self, meta, children):
+        return ast.Logical(operator="and", left=children[0], right=children[1], span=self._span(meta))
+
+    def not_(self, meta, children):
+        return ast.Not(operand=children[0], span=self._span(meta))
+
+    def compare(self, meta, children):
+        left, operator, right = children
+        return ast.Comparison(operator=str(operator), left=left, right=right, span=self._span(meta))
+
+    def name(self, meta, children):
+        return ast.Name(name=str(children[0]), span=self._span(meta))
+
+    def field(self, meta, children):
+        value, name = children
+        return ast.FieldAccess(value=value, field=self._id(name), span=self._span(meta))
+
+    def call(self, meta, children):
+        function, *arguments = children
+        arguments = tuple(argument for argument in arguments if argument is not None)
+        return ast.Call(function=self._id(function), arguments=arguments, span=self._span(meta))
+
+    def keyword_argument(self, meta, children):
+        name, value = children
+        return ast.KeywordArgument(name=self._id(name), value=value, span=self._span(meta))
+
+    def template(self, meta, children):
+        return ast.TemplateLiteral(text=children[0], span=self._span(meta))
+
+    def number(self, meta, children):
+        text = str(children[0])
+        value: int | float = float(text) if any(char in text for char in ".eE") else int(text)
+        return ast.Number(value=value, span=self._span(meta))
+
+    def true(self, meta, children):
+        return ast.Boolean(value=True, span=self._span(meta))
+
+    def false(self, meta, children):
+        return ast.Boolean(value=False, span=self._span(meta))
+
+    def list(self, meta, children):
+        return ast.ListLiteral(items=tuple(child for child in children if child is not None), span=self._span(meta))
+
+    def comprehension(self, meta, children):
+        element, variable, iterable = children
+        return ast.Comprehension(element=element, variable=self._id(variable), iterable=iterable, span=self._span(meta))

@@ -1,0 +1,242 @@
+"""The template syntax inside strings.
+
+    {expr}                       the value of an expression (a name, `record.field`, a call)
+    {if expr}...{else}...{end}   a segment shown only when `expr` is present / true
+    {for x in expr}...{end}      a segment repeated for each item of a list
+    {{ and }}                    literal braces; `{}` (nothing inside) is kept literally, for `\\boxed{}`
+
+The result is a tuple of segments whose expressions are still syntax trees; `lower.py` types them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Union
+
+from harnessc import ast
+from harnessc.diagnostics import Diagnostic, Label
+from harnessc.parser import parse_expression
+from harnessc.source import SourceFile, Span
+
+_node = dataclass(frozen=True, slots=True, kw_only=True)
+
+
+@_node
+class TextPart:
+    value: str
+    span: Span
+
+
+@_node
+class PlaceholderPart:
+    expr: ast.Expr
+    span: Span
+
+
+@_node
+class IfPart:
+    condition: ast.Expr
+    then: tuple[Part, ...]
+    otherwise: tuple[Part, ...]
+    span: Span
+
+
+@_node
+class ForPart:
+    variable: ast.Identifier
+    iterable: ast.Expr
+    body: tuple[Part, ...]
+    span: Span
+
+
+Part = Union[TextPart, PlaceholderPart, IfPart, ForPart]
+
+_FOR = re.compile(r"for\s+([A-Za-z_]\w*)\s+in\s+(.+)$", re.S)
+
+
+class _Block:
+    """An open `{if}` or `{for}` while its body is being collected."""
+
+    def __init__(self, kind: str, header: object, span: Span) -> None:
+        self.kind, self.header, self.span = kind, header, span
+        self.parts: list[Part] = []
+        self.otherwise: list[Part] | None = None
+
+    def add(self, part: Part) -> None:
+        (self.otherwise if self.otherwise is not None else self.parts).append(part)
+
+
+def parse_template(text: ast.Text, source: SourceFile) -> tuple[tuple[Part, ...], list[Diagnostic]]:
+    """Split a decoded string into parts; collects every template error instead of stopping at one."""
+    scanner = _Scanner(text, source)
+    return scanner.run(), scanner.diagnostics
+
+
+class _Scanner:
+    def __init__(self, text: ast.Text, source: SourceFile) -> None:
+        self.value, self.offsets, self.source = text.value, text.offsets, source
+        self.diagnostics: list[Diagnostic] = []
+        self.root: list[Part] = []
+        self.stack: list[_Block] = []
+        self.literal: list[str] = []
+        self.literal_start = 0
+
+    def span(self, start: int, end: int) -> Span:
+        if not self.offsets:
+            return self.source.span(0, 0)
+        real_start = self.offsets[min(start, len(self.offsets) - 1)]
+        real_end = self.offsets[min(end, len(self.offsets)) - 1] + 1 if end > start else real_start
+        return self.source.span(real_start, real_end)
+
+    def emit(self, part: Part) -> None:
+        (self.stack[-1].add if self.stack else self.root.append)(part)
+
+    def flush(self, upto: int) -> None:
+        if self.literal:
+            self.emit(TextPart(value="".join(self.literal), span=self.span(self.literal_start, upto)))
+            self.literal = []
+
+    def literal_char(self, char: str, index: int) -> None:
+        if not self.literal:
+            self.literal_start = index
+        self.literal.append(char)
+
+    def run(self) -> tuple[Part, ...]:
+        index, value = 0, self.value
+        while index < len(value):
+            pair = value[index : index + 2]
+            if pair in ("{{", "}}", "{}"):
+                for char in ("{" if pair == "{{" else "}" if pair == "}}" else "{}"):
+                    self.literal_char(char, index)
+                index += 2
+            elif value[index] == "{":
+                index = self.tag(index)
+            elif value[index] == "}":
+                self.error("unbalanced-brace", "`}` without a matching `{`", index, index + 1,
+                           "write `}}` for a literal brace")
+                index += 1
+            else:
+                self.literal_char(value[index], index)
+                index += 1
+        self.flush(len(value))
+        for block in self.stack:
+            self.diagnostics.append(Diagnostic(
+                code="template-block", message=f"`{{{block.kind}}}` is never closed", span=block.span,
+                label="opened here", hints=("close it with `{end}`",),
+            ))
+        while self.stack:
+            self.close_block(len(value))
+        return tuple(self.root)
+
+    def error(self, code: str, message: str, start: int, end: int, hint: str = "", label: str = "") -> None:
+        self.diagnostics.append(Diagnostic(
+            code=code, message=message, span=self.span(start, end), label=label, hints=(hint,) if hint else (),
+        ))
+
+    def tag(self, start: int) -> int:
+        """Handle `{...}` starting at `start`; returns the index after it."""
+        close = _find_close(self.value, start + 1)
+        if close is None:
+            self.error("unbalanced-brace", "`{` is never closed", start, start + 1,
+                       "close the placeholder with `}`, or write `{{` for a literal brace", "opened here")
+            return len(self.value)
+        self.flush(start)
+        inner_start, inner_end = _strip_bounds(self.value, start + 1, close)
+        content = self.value[inner_start:inner_end]
+        whole = self.span(start, close + 1)
+        if content == "end" or content == "else":
+            self.block_keyword(content, whole, close + 1)
+        elif content.startswith("if ") or content.startswith("if\n"):
+            self.open_if(inner_start + 3, inner_end, whole)
+        elif content.startswith("for "):
+            self.open_for(content, inner_start, inner_end, whole)
+        else:
+            expr = self.expression(inner_start, inner_end)
+            if expr is not None:
+                self.emit(PlaceholderPart(expr=expr, span=whole))
+        return close + 1
+
+    def expression(self, start: int, end: int) -> ast.Expr | None:
+        while start < end and self.value[start].isspace():
+            start += 1
+        if start >= end:
+            self.error("syntax-error", "empty expression in template", start - 1, end + 1)
+            return None
+        expr, errors = parse_expression(self.value[start:end], self.offsets[start:end], self.source)
+        self.diagnostics.extend(errors)
+        return expr
+
+    def open_if(self, start: int, end: int, whole: Span) -> None:
+        condition = self.expression(start, end)
+        self.stack.append(_Block("if", condition, whole))
+
+    def open_for(self, content: str, start: int, end: int, whole: Span) -> None:
+        match = _FOR.match(content)
+        if match is None:
+            self.error("template-block", "malformed loop: expected `{for NAME in LIST}`", start, end)
+            self.stack.append(_Block("for", None, whole))
+            return
+        name_start = start + match.start(1)
+        variable = ast.Identifier(name=match[1], span=self.span(name_start, name_start + len(match[1])))
+        iterable = self.expression(start + match.start(2), end)
+        self.stack.append(_Block("for", (variable, iterable), whole))
+
+    def block_keyword(self, keyword: str, whole: Span, after: int) -> None:
+        if not self.stack:
+            self.diagnostics.append(Diagnostic(
+                code="template-block", message=f"`{{{keyword}}}` without an open `{{if}}` or `{{for}}`",
+                span=whole, label="nothing to close here",
+            ))
+            return
+        block = self.stack[-1]
+        if keyword == "end":
+            self.close_block(after)
+        elif block.kind != "if" or block.otherwise is not None:
+            self.diagnostics.append(Diagnostic(
+                code="template-block", message="`{else}` belongs to an `{if}` and may appear once",
+                span=whole, labels=(Label(block.span, "the enclosing block"),),
+            ))
+        else:
+            block.otherwise = []
+
+    def close_block(self, after: int) -> None:
+        block = self.stack.pop()
+        span = _join(block.span, self.span(after - 1, after)) if after else block.span
+        if block.kind == "if":
+            if block.header is not None:
+                self.emit(IfPart(condition=block.header, then=tuple(block.parts),
+                                 otherwise=tuple(block.otherwise or ()), span=span))
+        elif block.header is not None and block.header[1] is not None:
+            variable, iterable = block.header
+            self.emit(ForPart(variable=variable, iterable=iterable, body=tuple(block.parts), span=span))
+
+
+def _join(first: Span, last: Span) -> Span:
+    return Span(first.file, first.start, last.end, first.line, first.column, last.end_line, last.end_column)
+
+
+def _strip_bounds(value: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and value[start].isspace():
+        start += 1
+    while end > start and value[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _find_close(value: str, index: int) -> int | None:
+    """The `}` closing a tag, skipping string literals inside it; None if a `{` or the end comes first."""
+    while index < len(value):
+        char = value[index]
+        if char == '"':
+            end = value.find('"', index + 1)
+            if end < 0:
+                return None
+            index = end + 1
+            continue
+        if char == "}":
+            return index
+        if char == "{":
+            return None
+        index += 1
+    return None
