@@ -24,6 +24,7 @@ class SamplingOptions:
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0  # 0 = disabled
+    min_p: float = 0.0  # 0 = disabled
     stop: tuple[str, ...] = ()
     n: int = 1
     seed: int | None = None

@@ -1,0 +1,319 @@
+"""The semantics of running a harness on one example, shared by both executors.
+
+`Program` holds a compiled harness ready to run (the IR, the built-ins, the memory banks, the mode);
+`ExampleState` holds one example's values and records. The stage-synchronous executor and the per-example
+interpreter differ only in *when* they call these methods (a whole batch per engine call, or one example
+at a time); what a stage does is defined once, here, so that both produce identical traces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from harnessc import ir
+from harnessc.builtins.registry import Registry, default_registry
+from harnessc.dependencies import direct_reads, referenced_names
+from harnessc.engines.base import ChatMessage, ChatRequest, Completion, OutputConstraint, SamplingOptions
+from harnessc.runtime.evaluate import EvaluationError, Evaluator
+from harnessc.runtime.trace import ExampleRecord, Failure, StageCall, TeacherContext
+
+Mode = Literal["inference", "train"]
+STUDENT = "student"
+
+
+@dataclass
+class ExampleState:
+    """Everything known about one example while the harness runs on it."""
+
+    index: int  # the row's position in the data set (stable across --limit and --resume)
+    replica: int  # which of the --n independent runs of this example
+    inputs: dict[str, Any]  # the row as given (recorded in the trace)
+    values: dict[str, Any]  # what prompts and expressions see: inputs, params, banks, stage values
+    oracles: dict[str, Any]  # oracle inputs: always visible to the grade
+    calls: list[StageCall] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    prompts: dict[str, tuple[ChatRequest, int]] = field(default_factory=dict)  # stage -> (request, iteration)
+    loops_done: set[str] = field(default_factory=set)
+    started: float = field(default_factory=time.perf_counter)
+
+    def fail(self, stage: str, reason: str, message: str) -> None:
+        self.failures.append(Failure(stage=stage, reason=reason, message=message))
+
+
+class Program:
+    """A harness bound to its built-ins, banks and mode, ready to run on examples.
+
+    `mode="inference"` hides oracle inputs from prompts (they read as absent); `mode="train"` shows them.
+    `student_only=True` runs the student view alone as the program (the model without its harness).
+    """
+
+    def __init__(self, harness: ir.Harness, *, mode: Mode = "inference", registry: Registry | None = None,
+                 banks: Mapping[str, Any] | None = None, seed: int = 0, default_max_tokens: int = 1024,
+                 student_only: bool = False) -> None:
+        self.harness = harness
+        self.mode = mode
+        self.registry = registry or default_registry()
+        self.evaluator = Evaluator(self.registry)
+        self.banks = dict(banks or {})
+        self.seed = seed
+        self.default_max_tokens = default_max_tokens
+        self.student_only = student_only
+        self.student_stage = _student_stage(harness)
+        self.output_expr = self._output_expression()
+        self.stages = self._stages_to_run()
+        self.params = {param.name: param.default.value for param in harness.params}
+
+    # ---- what runs -------------------------------------------------------------------------------------------
+
+    def _output_expression(self) -> ir.Expr | None:
+        harness = self.harness
+        if not self.student_only and harness.output is not None:
+            return harness.output
+        if harness.student_output is not None:
+            return harness.student_output
+        if harness.output is not None and set(referenced_names([harness.output])) <= {STUDENT}:
+            return harness.output  # e.g. OPSD: `output = extract_boxed(student)`
+        if harness.student is None:
+            return None
+        return ir.Ref(name=STUDENT, kind="student", type=ir.parse_type("text"), span=harness.student.span)
+
+    def _stages_to_run(self) -> tuple[ir.Stage, ...]:
+        """The stages this mode needs, in the harness's topological order. At inference: what the output
+        reads. In training: what the teacher reads, plus the output and grade (for the harness's success
+        rate) unless they read the student, whose completion the trainer samples itself."""
+        harness, teacher = self.harness, self.harness.teacher
+        roots: list = []
+        if self.mode == "train" and not self.student_only:
+            reads_student = harness.output is not None and STUDENT in referenced_names([harness.output], ("student",))
+            self.output_expr = None if reads_student else self.output_expr
+            roots += [root for root in (self.output_expr, harness.grade) if root is not None]
+            roots += [teacher] if isinstance(teacher, ir.Prompt) else []
+        elif self.output_expr is not None:
+            roots.append(self.output_expr)
+        needed = set(referenced_names(roots, ("stage", "loop", "student")))
+        if self.mode == "train" and isinstance(teacher, ir.TeacherChain) and not self.student_only:
+            needed |= {name for name in teacher.stages if name != STUDENT}
+        needed = self._closure(needed)
+        ordered: list[ir.Stage] = []
+        if STUDENT in needed and self.student_stage is not None:
+            ordered.append(self.student_stage)
+        ordered += [stage for stage in harness.stages if stage.name in needed]
+        return tuple(ordered)
+
+    def _closure(self, names: set[str]) -> set[str]:
+        pending, done = list(names), set()
+        while pending:
+            name = pending.pop()
+            stage = self.harness.stage(name)
+            if name in done:
+                continue
+            done.add(name)
+            if stage is None:
+                continue
+            pending += direct_reads(stage)
+            if isinstance(stage, ir.LoopStage):
+                pending += [step for step in stage.steps if isinstance(step, str)]
+            elif stage.loop is not None:
+                pending.append(stage.loop)
+        return done
+
+    # ---- examples -----------------------------------------------------------------------------------------------
+
+    def new_example(self, index: int, inputs: Mapping[str, Any], replica: int = 0) -> ExampleState:
+        visible, oracles = {}, {}
+        for item in self.harness.inputs:
+            value = inputs.get(item.name)
+            if item.oracle:
+                oracles[item.name] = value
+            if not item.oracle or self.mode == "train":
+                visible[item.name] = value
+        values = {**self.params, **self.banks, **visible}
+        return ExampleState(index=index, replica=replica, inputs=dict(inputs), values=values, oracles=oracles)
+
+    # ---- LLM stages ----------------------------------------------------------------------------------------------
+
+    def prepare_llm(self, stage: ir.LlmStage, state: ExampleState, iteration: int = 0) -> ChatRequest | None:
+        """The request this stage sends for this example, or None when the stage does not run (its guard
+        failed without a fallback, or rendering failed: recorded on the example)."""
+        try:
+            prompt = stage.prompt
+            if stage.guard is not None and not self.evaluator.condition(stage.guard, state.values):
+                prompt = stage.fallback
+            if prompt is None:
+                state.values[stage.name] = None
+                state.calls.append(StageCall(stage=stage.name, iteration=iteration, skipped=True))
+                return None
+            request = self.request(prompt, state, stage.name, iteration)
+        except EvaluationError as error:
+            state.values[stage.name] = None
+            state.fail(stage.name, error.reason, str(error))
+            return None
+        state.prompts[stage.name] = (request, iteration)
+        return request
+
+    def request(self, prompt: ir.Prompt, state: ExampleState, stage: str, iteration: int) -> ChatRequest:
+        values = state.values
+        messages = tuple(ChatMessage(message.role, self.evaluator.render(message.template, values))
+                         for message in prompt.messages)
+        options = {option.name: self.evaluator.evaluate(option.value, values) for option in prompt.options}
+        sampling = SamplingOptions(
+            max_tokens=options.get("max_tokens", self.default_max_tokens),
+            temperature=float(options.get("temperature", 1.0)),
+            top_p=float(options.get("top_p", 1.0)),
+            top_k=int(options.get("top_k", 0)),
+            min_p=float(options.get("min_p", 0.0)),
+            stop=tuple(options.get("stop", ())),
+            n=int(options.get("n", 1)),
+            seed=self.request_seed(options.get("seed"), state, stage, iteration),
+        )
+        kwargs = {"enable_thinking": options["thinking"]} if "thinking" in options else {}
+        return ChatRequest(messages=messages, sampling=sampling, template_kwargs=kwargs,
+                           constraint=_constraint(options))
+
+    def request_seed(self, stage_seed: int | None, state: ExampleState, stage: str, iteration: int) -> int:
+        """A per-request seed from the run seed (or the stage's own), the row, the replica, the stage and the
+        iteration: results do not depend on batch composition, --limit or --resume."""
+        base = self.seed if stage_seed is None else stage_seed
+        key = f"{base}/{state.index}/{state.replica}/{stage}/{iteration}".encode()
+        return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "little") & 0x7FFFFFFF
+
+    def finish_llm(self, stage: ir.LlmStage, state: ExampleState, completions: Sequence[Completion],
+                   seconds: float = 0.0) -> None:
+        request, iteration = state.prompts[stage.name]
+        call = StageCall.from_completions(stage.name, iteration, request, completions, seconds)
+        state.calls.append(call)
+        errors = [completion.error or "engine error" for completion in completions if completion.finish_reason == "error"]
+        if errors:
+            state.values[stage.name] = None
+            state.fail(stage.name, "engine-error", errors[0])
+        elif stage.prompt.option("n") is not None:
+            state.values[stage.name] = tuple(completion.text for completion in completions)
+        else:
+            state.values[stage.name] = completions[0].text
+
+    # ---- deterministic stages and loops --------------------------------------------------------------------------
+
+    def run_let(self, stage: ir.LetStage, state: ExampleState) -> None:
+        try:
+            state.values[stage.name] = self.evaluator.evaluate(stage.value, state.values)
+        except EvaluationError as error:
+            state.values[stage.name] = None
+            state.fail(stage.name, error.reason, str(error))
+
+    def begin_loop(self, loop: ir.LoopStage, state: ExampleState) -> None:
+        state.values[loop.name] = self._safe_evaluate(loop.initial, state, loop.name)
+        for step in loop.steps:
+            if isinstance(step, str):
+                state.values[step] = None
+        if state.values[loop.name] is None:
+            state.loops_done.add(loop.name)  # nothing to refine
+
+    def loop_bound(self, loop: ir.LoopStage, state: ExampleState) -> int:
+        return int(self.evaluator.evaluate(loop.max_iterations, state.values))
+
+    def until_holds(self, until: ir.Until, loop: ir.LoopStage, state: ExampleState) -> bool:
+        if self._safe_condition(until.condition, state, loop.name):
+            state.loops_done.add(loop.name)
+            return True
+        return False
+
+    def advance_loop(self, loop: ir.LoopStage, state: ExampleState) -> None:
+        value = self._safe_evaluate(loop.next, state, loop.name)
+        if value is None:
+            state.loops_done.add(loop.name)  # the iteration produced nothing: keep the last good value
+        else:
+            state.values[loop.name] = value
+
+    def _safe_evaluate(self, expr: ir.Expr, state: ExampleState, stage: str) -> Any:
+        try:
+            return self.evaluator.evaluate(expr, state.values)
+        except EvaluationError as error:
+            state.fail(stage, error.reason, str(error))
+            return None
+
+    def _safe_condition(self, expr: ir.Expr, state: ExampleState, stage: str) -> bool:
+        try:
+            return self.evaluator.condition(expr, state.values)
+        except EvaluationError as error:
+            state.fail(stage, error.reason, str(error))
+            return True  # stop iterating an example whose exit test cannot be evaluated
+
+    # ---- results ------------------------------------------------------------------------------------------------------
+
+    def finish(self, state: ExampleState) -> ExampleRecord:
+        """Evaluate the output and the grade (which always sees oracle inputs) and build the record."""
+        output = grade = None
+        if self.output_expr is not None:
+            output = self._safe_evaluate(self.output_expr, state, "output")
+            if output is None and not state.failures:
+                state.fail("output", "no-output", "the output is absent (a stage it needs did not run)")
+        if self.harness.grade is not None and self.output_expr is not None:
+            grading = {**state.values, **state.oracles, "output": output}
+            grade = self._safe_evaluate(self.harness.grade, _Scratch(state, grading), "grade")
+        order = {stage.name: position for position, stage in enumerate(self.stages)}
+        calls = sorted(state.calls, key=lambda call: (call.iteration, order.get(call.stage, -1)))
+        return ExampleRecord(
+            index=state.index, replica=state.replica, inputs=_jsonable(state.inputs), output=_jsonable(output),
+            grade=_jsonable(grade),
+            calls=calls, failure=state.failures[0] if state.failures else None, failures=state.failures,
+            teacher=self.teacher_context(state) if self.mode == "train" else None,
+            seconds=time.perf_counter() - state.started,
+        )
+
+    def teacher_context(self, state: ExampleState) -> TeacherContext | None:
+        """The teacher's messages: the first stage of the chain that ran, or the explicit teacher template."""
+        teacher = self.harness.teacher
+        if isinstance(teacher, ir.Prompt):
+            try:
+                request = self.request(teacher, state, "teacher", 0)
+            except EvaluationError as error:
+                state.fail("teacher", error.reason, str(error))
+                return None
+            return TeacherContext.from_request("teacher", request)
+        if isinstance(teacher, ir.TeacherChain):
+            for name in teacher.stages:
+                if name == STUDENT and self.harness.student is not None:
+                    return TeacherContext.from_request(STUDENT, self.request(self.harness.student, state, STUDENT, 0))
+                if name in state.prompts and state.values.get(name) is not None:
+                    return TeacherContext.from_request(name, state.prompts[name][0])
+        return None
+
+
+class _Scratch:
+    """A state look-alike whose values are a private copy (grading must not leak oracles into the trace)."""
+
+    def __init__(self, state: ExampleState, values: dict[str, Any]) -> None:
+        self.values = values
+        self.fail = state.fail
+
+
+def _constraint(options: Mapping[str, Any]) -> OutputConstraint | None:
+    if "choice" in options:
+        return OutputConstraint(kind="choice", choices=tuple(options["choice"]))
+    if "regex" in options:
+        return OutputConstraint(kind="regex", pattern=options["regex"])
+    if "json" in options:
+        return OutputConstraint(kind="json", pattern=options["json"])
+    return None
+
+
+def _student_stage(harness: ir.Harness) -> ir.LlmStage | None:
+    """The student view as an LLM stage named `student`, for programs that generate with it."""
+    if harness.student is None:
+        return None
+    return ir.LlmStage(name=STUDENT, prompt=harness.student, guard=None, fallback=None, loop=None,
+                       type=ir.parse_type("text"), name_span=harness.student.span, span=harness.student.span)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
