@@ -134,6 +134,11 @@ class Program:
         values = {**self.params, **self.banks, **visible}
         return ExampleState(index=index, replica=replica, inputs=dict(inputs), values=values, oracles=oracles)
 
+    def bank_entry(self, bank: ir.Bank, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """A memory-bank entry from one example's inputs (oracle inputs included: banks hold gold labels)."""
+        values = {**self.params, **inputs}
+        return {item.name: self.evaluator.evaluate(item.value, values) for item in bank.fields}
+
     # ---- LLM stages ----------------------------------------------------------------------------------------------
 
     def prepare_llm(self, stage: ir.LlmStage, state: ExampleState, iteration: int = 0) -> ChatRequest | None:
