@@ -5,6 +5,10 @@
     {for x in expr}...{end}      a segment repeated for each item of a list
     {{ and }}                    literal braces; `{}` (nothing inside) is kept literally, for `\\boxed{}`
 
+A block tag (`{if ...}`, `{else}`, `{end}`, `{for ...}`) alone on its line takes the whole line with it,
+its line break included (the last line's tag takes the line break before it instead), so blocks can be
+written on lines of their own without leaving blank lines in the prompt.
+
 The result is a tuple of segments whose expressions are still syntax trees; `lower.py` types them.
 """
 
@@ -16,7 +20,7 @@ from typing import Union
 
 from harnessc import ast
 from harnessc.diagnostics import Diagnostic, Label
-from harnessc.parser import parse_expression
+from harnessc.parser import MAX_NESTING, parse_expression
 from harnessc.source import SourceFile, Span
 
 _node = dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +56,7 @@ class ForPart:
 
 Part = Union[TextPart, PlaceholderPart, IfPart, ForPart]
 
+_STANDALONE_TAG = re.compile(r"^[ \t]*(\{(?:if\s[^{}]*|for\s[^{}]*|else|end)\})[ \t]*$", re.M)
 _FOR = re.compile(r"for\s+([A-Za-z_]\w*)\s+in\s+(.+)$", re.S)
 
 
@@ -62,6 +67,7 @@ class _Block:
         self.kind, self.header, self.span = kind, header, span
         self.parts: list[Part] = []
         self.otherwise: list[Part] | None = None
+        self.else_span: Span | None = None  # where `{else}` was written, for "a second {else}"
 
     def add(self, part: Part) -> None:
         (self.otherwise if self.otherwise is not None else self.parts).append(part)
@@ -81,6 +87,7 @@ class _Scanner:
         self.stack: list[_Block] = []
         self.literal: list[str] = []
         self.literal_start = 0
+        self.dropped = _standalone_whitespace(self.value)
 
     def span(self, start: int, end: int) -> Span:
         if not self.offsets:
@@ -98,6 +105,8 @@ class _Scanner:
             self.literal = []
 
     def literal_char(self, char: str, index: int) -> None:
+        if index in self.dropped:
+            return
         if not self.literal:
             self.literal_start = index
         self.literal.append(char)
@@ -114,7 +123,7 @@ class _Scanner:
                 index = self.tag(index)
             elif value[index] == "}":
                 self.error("unbalanced-brace", "`}` without a matching `{`", index, index + 1,
-                           "write `}}` for a literal brace")
+                           "write `}}` for a literal brace", "nothing opens this")
                 index += 1
             else:
                 self.literal_char(value[index], index)
@@ -169,18 +178,30 @@ class _Scanner:
 
     def open_if(self, start: int, end: int, whole: Span) -> None:
         condition = self.expression(start, end)
-        self.stack.append(_Block("if", condition, whole))
+        self.push(_Block("if", condition, whole))
+
+    def push(self, block: _Block) -> None:
+        """Open a block; beyond MAX_NESTING levels it is reported and its contents dropped (later passes
+        walk templates recursively)."""
+        if len(self.stack) == MAX_NESTING:
+            self.diagnostics.append(Diagnostic(
+                code="template-block", message=f"template blocks nested more than {MAX_NESTING} levels deep",
+                span=block.span, label="nested too deeply",
+            ))
+        if len(self.stack) >= MAX_NESTING:
+            block.header = None
+        self.stack.append(block)
 
     def open_for(self, content: str, start: int, end: int, whole: Span) -> None:
         match = _FOR.match(content)
         if match is None:
             self.error("template-block", "malformed loop: expected `{for NAME in LIST}`", start, end)
-            self.stack.append(_Block("for", None, whole))
+            self.push(_Block("for", None, whole))
             return
         name_start = start + match.start(1)
         variable = ast.Identifier(name=match[1], span=self.span(name_start, name_start + len(match[1])))
         iterable = self.expression(start + match.start(2), end)
-        self.stack.append(_Block("for", (variable, iterable), whole))
+        self.push(_Block("for", (variable, iterable), whole))
 
     def block_keyword(self, keyword: str, whole: Span, after: int) -> None:
         if not self.stack:
@@ -192,13 +213,21 @@ class _Scanner:
         block = self.stack[-1]
         if keyword == "end":
             self.close_block(after)
-        elif block.kind != "if" or block.otherwise is not None:
+        elif block.kind != "if":
             self.diagnostics.append(Diagnostic(
-                code="template-block", message="`{else}` belongs to an `{if}` and may appear once",
-                span=whole, labels=(Label(block.span, "the enclosing block"),),
+                code="template-block", message="`{else}` inside `{for}`: only `{if}` has an `{else}`",
+                span=whole, label="not allowed here", labels=(Label(block.span, "the enclosing `{for}`"),),
+                hints=("close the loop with `{end}` first, or wrap this part in `{if ...}...{else}...{end}`",),
+            ))
+        elif block.otherwise is not None:
+            self.diagnostics.append(Diagnostic(
+                code="template-block", message="an `{if}` may have only one `{else}`", span=whole,
+                label="second `{else}`", labels=(Label(block.else_span or block.span, "first `{else}`"),),
+                hints=("for more cases nest another `{if}` inside the `{else}` branch",),
             ))
         else:
             block.otherwise = []
+            block.else_span = whole
 
     def close_block(self, after: int) -> None:
         block = self.stack.pop()
@@ -210,6 +239,19 @@ class _Scanner:
         elif block.header is not None and block.header[1] is not None:
             variable, iterable = block.header
             self.emit(ForPart(variable=variable, iterable=iterable, body=tuple(block.parts), span=span))
+
+
+def _standalone_whitespace(value: str) -> set[int]:
+    """Indices of the indentation, trailing blanks and line break of lines holding only a block tag."""
+    dropped: set[int] = set()
+    for match in _STANDALONE_TAG.finditer(value):
+        dropped.update(range(match.start(), match.start(1)))
+        dropped.update(range(match.end(1), match.end()))
+        if match.end() < len(value):
+            dropped.add(match.end())  # the line break ending the line
+        elif match.start() > 0:
+            dropped.add(match.start() - 1)  # the last line: the line break before it
+    return dropped
 
 
 def _join(first: Span, last: Span) -> Span:
