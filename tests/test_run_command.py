@@ -1,0 +1,116 @@
+"""`harnessc run` end to end with a scripted engine: output, summary, resume after SIGKILL, data errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+
+from harnessc.cli import main
+from harnessc.engines.scripted import ScriptedEngine
+from harnessc.runtime.runner import RunError, RunOptions, read_records, run
+
+MATH = str(REPO / "examples/data/math.jsonl")
+PLAN_SOLVE = str(REPO / "harnesses/plan_solve.harness")
+
+
+def answer_correctly(request, sample: int) -> str:
+    """Solves the generated arithmetic problems? No: echoes a fixed answer so accuracy is predictable."""
+    return "plan" if "tutor" in request.messages[0].content else "\\boxed{34}"
+
+
+def options(tmp_path: Path, **overrides) -> RunOptions:
+    values = dict(harness=PLAN_SOLVE, data=MATH, out=str(tmp_path / "out.jsonl"), limit=6, chunk_size=2)
+    values.update(overrides)
+    return RunOptions(**values)
+
+
+def test_run_writes_one_record_per_example_and_summarises(tmp_path: Path) -> None:
+    summary = run(options(tmp_path), lambda: ScriptedEngine(answer_correctly))
+    records = list(read_records(tmp_path / "out.jsonl"))
+    assert [record.index for record in records] == list(range(6))
+    golds = [json.loads(line)["answer"] for line in Path(MATH).read_text().splitlines()[:6]]
+    assert summary.accuracy == pytest.approx(sum(gold == "34" for gold in golds) / 6)
+    assert summary.stages["plan"].calls == 6 and summary.stages["solve"].calls == 6
+    assert records[0].inputs["question"] and records[0].calls[1].messages[0].role == "system"
+
+
+def test_existing_output_is_never_overwritten_unless_asked(tmp_path: Path) -> None:
+    run(options(tmp_path), lambda: ScriptedEngine(answer_correctly))
+    before = (tmp_path / "out.jsonl").read_text()
+    with pytest.raises(RunError, match="--resume .* --overwrite"):
+        run(options(tmp_path), lambda: ScriptedEngine(answer_correctly))
+    assert (tmp_path / "out.jsonl").read_text() == before
+    run(options(tmp_path, overwrite=True, limit=2), lambda: ScriptedEngine(answer_correctly))
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2
+
+
+def test_student_only_with_n_samples_reports_pass_at_k(tmp_path: Path) -> None:
+    def sometimes(request, sample: int) -> str:
+        return "\\boxed{34}" if request.sampling.seed % 2 else "\\boxed{0}"
+
+    summary = run(options(tmp_path, student_only=True, samples=4), lambda: ScriptedEngine(sometimes))
+    records = list(read_records(tmp_path / "out.jsonl"))
+    assert len(records) == 24 and {record.replica for record in records} == {0, 1, 2, 3}
+    assert all(call.stage == "student" for record in records for call in record.calls)
+    assert summary.pass_at_k >= summary.accuracy
+
+
+_KILLABLE = textwrap.dedent("""
+    import sys, time
+    from harnessc.engines.scripted import ScriptedEngine
+    from harnessc.runtime.runner import RunOptions, run
+
+    def slow(request, sample):
+        time.sleep(0.05)
+        return "plan" if "tutor" in request.messages[0].content else "\\\\boxed{34}"
+
+    run(RunOptions(harness=sys.argv[1], data=sys.argv[2], out=sys.argv[3], limit=12, chunk_size=1,
+                   resume=True), lambda: ScriptedEngine(slow))
+""")
+
+
+def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "killed.jsonl"
+    process = subprocess.Popen([sys.executable, "-c", _KILLABLE, PLAN_SOLVE, MATH, str(out)], cwd=REPO)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    partial = out.read_text().count("\n")
+    assert 3 <= partial < 12, "the run finished before it could be killed"
+    with out.open("a") as handle:  # as if the kill had cut a line in half
+        handle.write('{"index": 99, "repl')
+    run(options(tmp_path, out=str(out), limit=12, resume=True), lambda: ScriptedEngine(answer_correctly))
+    indices = [record.index for record in read_records(out)]
+    assert sorted(indices) == list(range(12)) and len(indices) == 12
+    straight = tmp_path / "straight.jsonl"
+    run(options(tmp_path, out=str(straight), limit=12), lambda: ScriptedEngine(answer_correctly))
+    by_index = {record.index: record.output for record in read_records(straight)}
+    assert {record.index: record.output for record in read_records(out)} == by_index
+
+
+def test_data_errors_name_the_row_and_field(tmp_path: Path, capsys) -> None:
+    data = tmp_path / "broken.jsonl"
+    data.write_text('{"question": "1+1?", "answer": "2"}\n{"answer": "3"}\n')
+    code = main(["run", PLAN_SOLVE, "--data", str(data), "--out", str(tmp_path / "o.jsonl"), "--engine", "transformers"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "row 1" in err and "'question'" in err and "Traceback" not in err
+
+
+def test_a_harness_with_errors_is_reported_as_diagnostics(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "bad.harness"
+    bad.write_text('harness bad\ninput q: text\nllm a { user "{qq}" max_tokens 4 }\noutput = a\n')
+    code = main(["run", str(bad), "--data", MATH, "--out", str(tmp_path / "o.jsonl")])
+    err = capsys.readouterr().err
+    assert code == 1 and "error[unknown-name]" in err and "did you mean `q`?" in err
