@@ -1,14 +1,165 @@
-"""`ophsd`: the trainer's command line. The trainer itself is not built yet (issue 4)."""
+"""`ophsd`: train with on-policy harness self-distillation, evaluate checkpoints, plot the curves.
+
+    ophsd train --harness harnesses/plan_solve.harness --data examples/data/math.jsonl --output runs/ps
+    ophsd eval runs/ps --data held_out.jsonl
+    ophsd report runs/ps
+
+Exit codes: 0 success, 1 a problem with the inputs (config, harness, data) reported without traceback,
+2 usage errors, 3 an internal error (rerun with --debug).
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+
+from ophsd import __version__
+
+EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ophsd.config import load_config
+    from ophsd.trainer import Trainer
+
+    flags = {"harness": args.harness, "data": args.data, "model": args.model, "output": args.output,
+             "max_steps": args.max_steps, "engine": args.engine}
+    if args.resume and args.config is None and (Path(args.output) / "config.json").exists():
+        saved = json.loads((Path(args.output) / "config.json").read_text(encoding="utf-8"))
+        flags = {**saved, **{key: value for key, value in flags.items() if value is not None}}
+    config = load_config(args.config, flags, args.overrides)
+    trainer = Trainer(config, resume=args.resume)
+    with _LiveView(config.max_steps, start=trainer.step) as view:
+        trainer.train(progress=view.update)
+    print(f"trained {config.max_steps} steps -> {config.output} (metrics.jsonl, checkpoints/)")
+    return EXIT_OK
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ophsd.evaluate import evaluate_run
+
+    table = evaluate_run(args.run_dir, data=args.data, limit=args.limit, engine=args.engine,
+                         checkpoints=args.checkpoint, samples=args.samples)
+    print(json.dumps(table, indent=2) if args.format == "json" else _eval_table(table))
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ophsd.report import write_report
+
+    for path in write_report(args.run_dir):
+        print(path)
+    return EXIT_OK
+
+
+def _eval_table(rows: list[dict]) -> str:
+    lines = ["model                 harness   accuracy   pass@k   records"]
+    for row in rows:
+        accuracy = "-" if row["accuracy"] is None else f"{row['accuracy']:.2%}"
+        pass_k = "-" if row["pass_at_k"] is None else f"{row['pass_at_k']:.2%}"
+        lines.append(f"{row['model']:<21} {row['view']:<9} {accuracy:>9} {pass_k:>8} {row['records']:>9}")
+    return "\n".join(lines)
+
+
+class _LiveView:
+    """A rich progress bar over steps showing the latest loss, probe divergence and step time."""
+
+    def __init__(self, total: int, start: int) -> None:
+        self.total, self.start = total, start
+        self.bar = None
+
+    def __enter__(self) -> _LiveView:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not sys.stderr.isatty())
+        self.bar.start()
+        self.task = self.bar.add_task("steps", total=self.total, completed=self.start, info="")
+        return self
+
+    def update(self, metrics: dict) -> None:
+        info = f"loss {metrics['loss']:.4f}"
+        if metrics.get("probe_divergence") is not None:
+            info += f"  probe {metrics['probe_divergence']:.4f}"
+        info += f"  {sum(metrics['seconds'].values()):.1f}s/step"
+        self.bar.update(self.task, completed=metrics["step"], info=info)
+        if not sys.stderr.isatty():
+            print(json.dumps({key: metrics[key] for key in ("step", "loss", "tokens", "probe_divergence")
+                              if key in metrics}), file=sys.stderr)
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ophsd", description="On-policy harness self-distillation.")
+    parser.add_argument("--version", action="version", version=f"ophsd {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    train = commands.add_parser("train", help="train a model with a harness as its teacher",
+                                description="Train with on-policy harness self-distillation. Settings come "
+                                "from --config, then --set, then the flags below; `docs/training.md` lists them all.")
+    train.add_argument("--harness", metavar="FILE", help="the .harness file (its student and teacher views)")
+    train.add_argument("--data", metavar="PATH", help="training data with the harness's inputs")
+    train.add_argument("--model", metavar="NAME_OR_DIR", help="default: the embedded SmolLM2-135M-Instruct")
+    train.add_argument("--output", metavar="DIR", help="the run directory (config, metrics, checkpoints)")
+    train.add_argument("--config", metavar="FILE", help="a TOML file of settings")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="any setting (repeatable; values read as JSON), e.g. --set lora=true")
+    train.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps")
+    train.add_argument("--engine", choices=("transformers", "vllm"), help="rollout and harness engine")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser("eval", help="score checkpoints with and without the harness",
+                                   description="Run each checkpoint (and the initial model) on held-out data "
+                                   "with the harness and with the student view alone, through `harnessc run`.")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--data", metavar="PATH", help="held-out data (default: the training data)")
+    evaluate.add_argument("--limit", type=int, metavar="N", help="use only the first N rows")
+    evaluate.add_argument("--checkpoint", action="append", metavar="NAME",
+                          help="checkpoint names to score (default: base and the newest)")
+    evaluate.add_argument("--engine", choices=("transformers", "vllm"))
+    evaluate.add_argument("--n", dest="samples", type=int, default=1, metavar="K", help="samples per example (pass@K)")
+    evaluate.add_argument("--format", choices=("text", "json"), default="text")
+    evaluate.set_defaults(handler=cmd_eval)
+
+    report = commands.add_parser("report", help="write PNG plots of a run's curves",
+                                 description="Plot loss, divergence, lengths, accuracies and phase times.")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    report.set_defaults(handler=cmd_report)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    print("ophsd: the trainer is not built yet; `harnessc check` and `harnessc graph` work today.", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    from harnessc.diagnostics import CompileError, render_all
+    from harnessc.runtime.data import DataError
+    from ophsd.config import ConfigError
+
+    try:
+        return args.handler(args)
+    except CompileError as error:
+        print(render_all(error.diagnostics, error.sources), file=sys.stderr)
+        return EXIT_ERRORS
+    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
+        if args.debug:
+            raise
+        print(f"ophsd {args.command}: {error}", file=sys.stderr)
+        return EXIT_ERRORS
+    except KeyboardInterrupt:
+        print("interrupted (resume with --resume)", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - no traceback without --debug
+        if args.debug:
+            raise
+        print(f"ophsd: internal error: {type(error).__name__}: {error}\nrerun with --debug for the traceback",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

