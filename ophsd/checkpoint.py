@@ -43,6 +43,7 @@ def save_checkpoint(trainer: Trainer) -> Path:
     staging.mkdir(parents=True)
     trainer.policy.save_pretrained(staging / "model")
     trainer.tokenizer.save_pretrained(staging / "model")
+    (staging / "banks").mkdir()
     for name, bank in trainer.banks.items():
         bank.save(staging / "banks" / f"{name}.jsonl")
     state = {

@@ -97,6 +97,7 @@ class Trainer:
             self.engine.load_weights(engine_state_dict(self.policy))
         self.metrics = MetricsLog(self.out, tensorboard=config.tensorboard, truncate_after=self.step)
         self.probe: DistillBatch | None = None
+        self.initial_probe: float | None = None
 
     # ---- data ---------------------------------------------------------------------------------------------------
 
@@ -151,17 +152,18 @@ class Trainer:
             ))
         return examples
 
-    def divergence(self, batch: DistillBatch, *, grad: bool) -> torch.Tensor:
-        """Per-token divergence (N,) of the current student from the teacher on `batch`."""
-        to = self.device
+    def teacher_hidden(self, batch: DistillBatch) -> torch.Tensor:
+        """The teacher's final hidden states (N, H) at the completion positions of its sequences (no grad)."""
         with self.teacher.active() as teacher:
-            teacher_hidden = completion_hidden(teacher, batch.teacher_input_ids.to(to),
-                                               batch.teacher_attention_mask.to(to), batch.teacher_positions)
-        context = torch.enable_grad() if grad else torch.no_grad()
-        with context:
+            return completion_hidden(teacher, batch.teacher_input_ids.to(self.device),
+                                     batch.teacher_attention_mask.to(self.device), batch.teacher_positions)
+
+    def divergence(self, batch: DistillBatch, teacher_hidden: torch.Tensor, *, grad: bool) -> torch.Tensor:
+        """Per-token divergence (N,) of the current student from the teacher on `batch`."""
+        with torch.enable_grad() if grad else torch.no_grad():
             self.policy.train(grad)
-            student_hidden = completion_hidden(self.policy, batch.student_input_ids.to(to),
-                                               batch.student_attention_mask.to(to), batch.student_positions)
+            student_hidden = completion_hidden(self.policy, batch.student_input_ids.to(self.device),
+                                               batch.student_attention_mask.to(self.device), batch.student_positions)
             return chunked_divergence(student_hidden, teacher_hidden, output_head(self.policy),
                                       self.teacher.head(), self.spec, self.config.loss_chunk_size)
 
@@ -175,9 +177,10 @@ class Trainer:
         batch = self.builder.build(self.distill_examples(requests, completions, records))
         grad_norm, skipped, loss_value = float("nan"), True, float("nan")
         if batch.tokens:
-            with phases("teacher+student"):
-                per_token = self.divergence(batch, grad=True)
-                loss = per_token.mean()
+            with phases("teacher"):
+                teacher_hidden = self.teacher_hidden(batch)
+            with phases("student"):  # forward, the chunked loss (teacher head included) and backward
+                loss = self.divergence(batch, teacher_hidden, grad=True).mean()
                 loss.backward()
             loss_value = loss.item()
             with phases("update"):
@@ -238,7 +241,7 @@ class Trainer:
             self.probe = self.builder.build(self.distill_examples(requests, completions, self.run_harness(rows, -1)))
         if not self.probe.tokens:
             return None
-        return self.divergence(self.probe, grad=False).mean().item()
+        return self.divergence(self.probe, self.teacher_hidden(self.probe), grad=False).mean().item()
 
     # ---- the loop and checkpoints -----------------------------------------------------------------------------------
 
@@ -246,6 +249,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n", encoding="utf-8")
         history = []
+        if self.step == 0 and self.config.probe_size:
+            self.initial_probe = self.probe_divergence()  # the reference point: the initial weights
+            self.metrics.write({"step": 0, "probe_divergence": self.initial_probe})
         while self.step < self.config.max_steps:
             metrics = self.train_step()
             if self.config.probe_size and (self.step % self.config.probe_every == 0 or self.step == 1):
