@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from harnessc import ast, ir
+from harnessc.diagnostics import Label
 from harnessc.names import did_you_mean
 from harnessc.types import ANY, AnyType, Optional_, Type, make_optional, substitute, unify
 
@@ -21,11 +22,15 @@ def bind_call(lowerer: Lowerer, node: ast.Call, scope: _Scope) -> ir.Expr:
     name = node.function.name
     builtin = lowerer.registry.get(name)
     if builtin is None:
-        for argument in node.arguments:
+        # The arguments are still lowered (their own mistakes are reported) and kept in the call, so that the
+        # stages they read count as used: a misspelled built-in must not also make `solve` "unused".
+        arguments = tuple(
             lowerer.lower_expr(argument.value if isinstance(argument, ast.KeywordArgument) else argument, scope)
+            for argument in node.arguments
+        )
         lowerer.error("unknown-builtin", f"unknown built-in `{name}`", node.function.span, "not a built-in",
                       did_you_mean(name, lowerer.registry.names()) or ("`harnessc builtins` lists them all",))
-        return ir.CallExpr(function=name, arguments=(), type=ANY, span=node.span)
+        return ir.CallExpr(function=name, arguments=arguments, type=ANY, span=node.span)
     bound = _bind_arguments(lowerer, builtin, node, scope)
     return _typed_call(lowerer, builtin, bound, node)
 
@@ -41,7 +46,13 @@ def _bind_arguments(lowerer: Lowerer, builtin: Builtin, node: ast.Call, scope: _
             _bind_keyword(lowerer, builtin, argument, parameters, bound, scope)
         elif seen_keyword:
             lowerer.error("argument-count", "a positional argument cannot follow a keyword argument",
-                          argument.span, "positional after keyword")
+                          argument.span, "positional after keyword",
+                          ("give it by name, or move it before the keyword arguments",))
+            # Bind it to the first parameter still free, so that it is not reported missing as well.
+            free = [name for name in order if name not in bound]
+            value = lowerer.lower_expr(argument, scope)
+            if free:
+                bound[free[0]] = value
         elif index >= len(order):
             lowerer.error("argument-count", f"`{builtin.name}` takes at most {len(order)} argument"
                           f"{'' if len(order) == 1 else 's'}, but {len(node.arguments)} were given", argument.span,
@@ -56,10 +67,14 @@ def _bind_keyword(lowerer: Lowerer, builtin: Builtin, argument: ast.KeywordArgum
     key = argument.name.name
     value = lowerer.lower_expr(argument.value, scope)
     if key not in parameters:
+        # `top_k=` for `k=`: a parameter that is one word of the name given is as likely as a near-miss.
+        within = [name for name in parameters if name in key.split("_") and name != key]
+        hints = did_you_mean(key, parameters) or ((f"did you mean `{within[0]}`?",) if within else ())
         lowerer.error("unknown-argument", f"`{builtin.name}` has no parameter `{key}`", argument.name.span,
-                      "no such parameter", did_you_mean(key, parameters) or (f"signature: {builtin.signature}",))
+                      "no such parameter", (*hints, f"signature: {builtin.signature}"))
     elif key in bound:
-        lowerer.error("duplicate-argument", f"argument `{key}` is given twice", argument.span, "given again here")
+        lowerer.error("duplicate-argument", f"argument `{key}` of `{builtin.name}` is given twice",
+                      argument.span, "given again here", labels=(Label(bound[key].span, "first given here"),))
     else:
         bound[key] = value
 

@@ -6,16 +6,24 @@ with five different mistakes gets five diagnostics in one run.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from harnessc import ir
-from harnessc.dependencies import direct_reads, referenced_names, strongly_connected, top_level_graph
+from harnessc.dependencies import (
+    direct_reads,
+    own_nodes,
+    referenced_names,
+    strongly_connected,
+    top_level_graph,
+)
 from harnessc.diagnostics import Diagnostic, Label, Severity
 from harnessc.options import CONSTRAINTS
-from harnessc.types import BOOL, FLOAT, INT, AnyType, strip_optional
+from harnessc.source import Span
+from harnessc.types import BOOL, FLOAT, INT, TEXT, AnyType, strip_optional
 
 
 @dataclass(frozen=True)
@@ -30,17 +38,70 @@ class CheckContext:
 
 
 def check_cycles(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    """Each cycle is reported once, from its first-declared stage, with a label on every read that closes
+    it (`{solve}` inside `plan`, `{plan}` inside `solve`): those reads are where the fix goes."""
     stages = {stage.name: stage for stage in harness.stages}
-    for cycle in strongly_connected(top_level_graph(stages)):
-        path = " → ".join(f"`{name}`" for name in [*cycle, cycle[0]])
-        first = stages[cycle[0]]
-        labels = tuple(Label(stages[name].name_span, "part of the cycle") for name in cycle[1:])
+    graph = top_level_graph(stages)
+    for component in strongly_connected(graph):
+        start = min(component, key=lambda name: stages[name].name_span.start)
+        path = _cycle_path(start, set(component), graph)
+        shown = " → ".join(f"`{name}`" for name in [*path, path[0]])
+        pairs = zip(path, [*path[1:], path[0]], strict=True)
+        reads = [_read_site(stages, reader, read) for reader, read in pairs]
+        if len(path) == 1:
+            message, hint_start = f"stage `{start}` reads its own value", "a stage cannot read itself"
+            labels = (Label(stages[start].name_span, "this stage"),)
+        else:
+            message = f"stages read each other in a cycle: {shown}"
+            hint_start = "a stage can only read stages that run before it"
+            labels = tuple(Label(span, f"`{reader}` reads `{read}` here") for reader, read, span in reads[1:])
+        reader, read, span = reads[0]
         yield Diagnostic(
-            code="cycle", message=f"stages read each other in a cycle: {path}", span=first.name_span,
-            label="this stage depends on itself", labels=labels,
-            hints=("a stage can only read stages that run before it; to refine a value repeatedly, "
-                   "use a bounded `loop NAME from VALUE max N { ... }`",),
+            code="cycle", message=message, span=span, label=f"`{reader}` reads `{read}` here" if len(path) > 1
+            else "read here", labels=labels,
+            hints=(f"{hint_start}; to refine a value repeatedly, use a bounded `loop NAME from VALUE max N "
+                   "{ ... next STAGE }`",),
         )
+
+
+def _cycle_path(start: str, members: set[str], graph: dict[str, list[str]]) -> list[str]:
+    """A simple path start → ... → (back to start) through the strongly connected `members`: a depth-first
+    search, iterative (a cycle can be thousands of stages long) and visiting each stage once."""
+    path, seen = [start], {start}
+    work = [iter(graph.get(start, ()))]
+    while work:
+        for target in work[-1]:
+            if target == start:
+                return path
+            if target in members and target not in seen:
+                seen.add(target)
+                path.append(target)
+                work.append(iter(graph.get(target, ())))
+                break
+        else:
+            work.pop()
+            path.pop()
+    return [start]
+
+
+def _read_site(stages: dict[str, ir.Stage], reader: str, read: str) -> tuple[str, str, Span]:
+    """Where top-level stage `reader` (or, for a loop, one of its steps) first reads `read` (the stage's
+    name when no such reference is found)."""
+    def owner(name: str) -> str:
+        stage = stages.get(name)
+        return stage.loop if stage is not None and getattr(stage, "loop", None) else name
+
+    for stage in stages.values():
+        if owner(stage.name) != reader:
+            continue
+        carried = stage.name if isinstance(stage, ir.LoopStage) else stage.loop  # the loop value: not a read
+        nodes = (stage.initial,) if isinstance(stage, ir.LoopStage) and read == reader else own_nodes(stage)
+        for node in nodes:
+            for ref in ir.references(node):
+                if ref.kind in ("stage", "loop") and owner(ref.name) == read and (
+                        ref.name != carried or node is getattr(stage, "initial", None)):
+                    return reader, read, ref.span
+    return reader, read, stages[reader].name_span
 
 
 def check_loop_order(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
@@ -59,13 +120,25 @@ def check_loop_order(harness: ir.Harness, context: CheckContext) -> Iterator[Dia
 
 
 def check_unused_stages(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    roots = (harness.output, harness.student_output, harness.grade, harness.teacher)
+    if all(root is None for root in roots) and (harness.student is None or context.purpose != "run"):
+        return  # nothing at all reads stages: missing-output or missing-teacher says what is missing
     used = _used_stage_names(harness)
+    # One report per mistake: the steps of an unused loop are covered by the loop's report, and the steps
+    # of a loop without `next` are unused because of that error (the fix is `next STEP`, not removing it).
+    quiet = {loop.name for loop in harness.stages if isinstance(loop, ir.LoopStage)
+             and (loop.name not in used or _implicit_next(loop))}
     for stage in harness.stages:
-        if stage.name not in used:
+        if stage.name not in used and getattr(stage, "loop", None) not in quiet:
             yield Diagnostic(
                 code="unused-stage", message=f"nothing reads stage `{stage.name}`", span=stage.name_span,
                 label="never used", hints=("use it in a later stage, the teacher, `output` or `grade`, or remove it",),
             )
+
+
+def _implicit_next(loop: ir.LoopStage) -> bool:
+    """Lowering stands in for a missing `next` (reported as loop-without-next) with the loop's own value."""
+    return isinstance(loop.next, ir.Ref) and loop.next.name == loop.name and loop.next.span == loop.name_span
 
 
 def _used_stage_names(harness: ir.Harness) -> set[str]:
@@ -75,6 +148,7 @@ def _used_stage_names(harness: ir.Harness) -> set[str]:
     pending = referenced_names(roots)
     if isinstance(harness.teacher, ir.TeacherChain):
         pending += list(harness.teacher.stages)
+    pending += _meant_stages(harness)
     used: set[str] = set()
     while pending:
         name = pending.pop()
@@ -86,6 +160,25 @@ def _used_stage_names(harness: ir.Harness) -> set[str]:
         if not isinstance(stage, ir.LoopStage) and stage.loop is not None:
             pending.append(stage.loop)  # reading a loop's stage runs the loop
     return used
+
+
+def _meant_stages(harness: ir.Harness) -> list[str]:
+    """Stages that a misspelled name most likely meant (`strip_think(plann)` means `plan`). Lowering
+    already reported the unknown name with this suggestion; calling `plan` unused as well would be a
+    follow-on error. Unknown names are lowered as references to inputs that do not exist."""
+    stage_names = {stage.name for stage in harness.stages}
+    declared = sorted(stage_names | {item.name for group in (harness.inputs, harness.params, harness.banks)
+                                     for item in group})
+    unknown = {ref.name for ref in ir.references(harness)
+               if ref.kind == "input" and harness.input(ref.name) is None}
+    if isinstance(harness.teacher, ir.TeacherChain):
+        unknown.update(name for name in harness.teacher.stages
+                       if name != "student" and harness.stage(name) is None)
+    meant = []
+    for name in sorted(unknown):
+        match = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)  # as names.did_you_mean picks
+        meant += [found for found in match if found in stage_names]
+    return meant
 
 
 # ---- options ------------------------------------------------------------------------------------------------
@@ -101,14 +194,20 @@ _RANGES = {
 
 
 def _prompts(harness: ir.Harness) -> Iterator[tuple[str, ir.Prompt]]:
+    for what, prompt, _ in _anchored_prompts(harness):
+        yield what, prompt
+
+
+def _anchored_prompts(harness: ir.Harness) -> Iterator[tuple[str, ir.Prompt, Span]]:
+    """Every prompt with what to call it and where to point at it as a whole (a stage's name)."""
     for stage in harness.llm_stages():
-        yield f"stage `{stage.name}`", stage.prompt
+        yield f"stage `{stage.name}`", stage.prompt, stage.name_span
         if stage.fallback is not None:
-            yield f"the fallback of `{stage.name}`", stage.fallback
+            yield f"the fallback of `{stage.name}`", stage.fallback, stage.fallback.span
     if harness.student is not None:
-        yield "the student view", harness.student
+        yield "the student view", harness.student, harness.student.span
     if isinstance(harness.teacher, ir.Prompt):
-        yield "the teacher view", harness.teacher
+        yield "the teacher view", harness.teacher, harness.teacher.span
 
 
 def constant_value(value: ir.Expr, harness: ir.Harness):
@@ -162,36 +261,68 @@ def _check_constraint_value(option: ir.Option, value) -> Iterator[Diagnostic]:
         try:
             re.compile(value)
         except re.error as error:
+            span, label = _point_into(option.value.span, value, error.pos, "does not compile")
             yield Diagnostic(code="invalid-regex", message=f"invalid regular expression: {error.msg}",
-                             span=option.value.span, label="does not compile")
+                             span=span, label=label, hints=_regex_hints(error.msg))
     elif option.name == "json" and isinstance(value, str):
         try:
             schema = json.loads(value)
         except json.JSONDecodeError as error:
+            where = f"line {error.lineno}, column {error.colno} of the schema"
+            span, label = _point_into(option.value.span, value, error.pos, where)
             yield Diagnostic(code="invalid-json-schema", message=f"the JSON schema is not valid JSON: {error.msg}",
-                             span=option.value.span, label=f"line {error.lineno}, column {error.colno} of the schema")
+                             span=span, label=label,
+                             hints=('JSON needs double quotes; write the schema in a """...""" string',)
+                             if "'" in value else ())
             return
         if not isinstance(schema, dict):
             yield Diagnostic(code="invalid-json-schema", message="a JSON schema must be a JSON object",
-                             span=option.value.span, label="not an object")
+                             span=option.value.span, label=f"this is a JSON {_json_kind(schema)}",
+                             hints=('e.g. json """{"type": "object", "properties": {"label": '
+                                    '{"type": "string"}}}"""',))
     elif option.name == "choice" and isinstance(value, tuple) and not value:
         yield Diagnostic(code="invalid-option-value", message="`choice` needs at least one option",
                          span=option.value.span, label="empty list")
 
 
+def _point_into(span: Span, value: str, index: int | None, fallback: str) -> tuple[Span, str]:
+    """The span of character `index` of a string literal's value, when the literal is a one-line "..."
+    without escapes (so that value and source line up); otherwise the whole literal with `fallback`."""
+    if index is None or span.line != span.end_line or span.end - span.start != len(value) + 2:
+        return span, fallback
+    index = min(index, max(len(value) - 1, 0))
+    start, column = span.start + 1 + index, span.column + 1 + index
+    return Span(span.file, start, start + 1, span.line, column, span.line, column + 1), "here"
+
+
+def _regex_hints(message: str) -> tuple[str, ...]:
+    if "unterminated" in message or "missing )" in message:
+        return ("close the group with `)`, or write `\\(` for a literal parenthesis",)
+    if "nothing to repeat" in message:
+        return ("escape the quantifier (`\\*`, `\\+`, `\\?`) to match it literally",)
+    return ()
+
+
+def _json_kind(value) -> str:
+    return {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")
+
+
 def check_prompts(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
-    for what, prompt in _prompts(harness):
+    for what, prompt, anchor in _anchored_prompts(harness):
         roles = [message.role for message in prompt.messages]
         if not roles:
-            yield Diagnostic(code="empty-prompt", message=f"{what} has no messages", span=prompt.span,
+            yield Diagnostic(code="empty-prompt", message=f"{what} has no messages", span=anchor,
                              label="no system/user/assistant message", hints=('add at least `user "..."`',))
             continue
-        for message in prompt.messages[1:]:
-            if message.role == "system":
-                yield Diagnostic(code="message-order", message="a system message must come first", span=message.span,
-                                 label="system message after another message")
-        if roles[-1] != "user":
-            yield Diagnostic(code="message-order", message=f"{what} ends with a {roles[-1]} message",
+        misplaced = [message for message in prompt.messages[1:] if message.role == "system"]
+        for message in misplaced:
+            yield Diagnostic(code="message-order", message="a system message must come first",
+                             span=message.span, label="system message after another message",
+                             hints=("move it to the top of the prompt",))
+        # A misplaced system message at the end is one mistake, already reported above.
+        if roles[-1] != "user" and prompt.messages[-1] not in misplaced:
+            article = "an" if roles[-1][0] in "aeiou" else "a"
+            yield Diagnostic(code="message-order", message=f"{what} ends with {article} {roles[-1]} message",
                              span=prompt.messages[-1].span, label="the model replies to the last user message",
                              hints=("end the prompt with a `user` message",))
 
@@ -292,10 +423,11 @@ def check_teacher_differs(harness: ir.Harness, context: CheckContext) -> Iterato
         isinstance(teacher, ir.Prompt) and student is not None and _without_spans(teacher) == _without_spans(student)
     )
     if same:
+        labels = (Label(student.span, "the student view"),) if isinstance(teacher, ir.Prompt) else ()
         yield Diagnostic(
             code="teacher-equals-student", message="the teacher view is the same as the student view",
-            span=teacher.span, label="identical to the student", hints=("the distillation loss would be zero: give the "
-                                                                          "teacher more context than the student",),
+            span=teacher.span, label="identical to the student", labels=labels,
+            hints=("the distillation loss would be zero: give the teacher more context than the student",),
         )
 
 
@@ -319,9 +451,13 @@ def check_training_views(harness: ir.Harness, context: CheckContext) -> Iterator
     if context.purpose == "run":
         return
     severity = None if context.purpose == "train" else "warning"
+    # The examples use the harness's own names: its first non-oracle input, its last LLM stage.
+    visible = [item.name for item in harness.inputs if not item.oracle] or ["question"]
+    stages = [stage.name for stage in harness.llm_stages()]
+    teacher = f"teacher = {stages[-1]} else student" if stages else 'teacher { user "...more context..." }'
     for missing, code, example in (
-        (harness.student is None, "missing-student", 'student { user "{question}" }'),
-        (harness.teacher is None, "missing-teacher", "teacher = solve else student"),
+        (harness.student is None, "missing-student", f'student {{ user "{{{visible[0]}}}" }}'),
+        (harness.teacher is None, "missing-teacher", teacher),
     ):
         if missing:
             view = code.split("-")[1]
@@ -331,8 +467,10 @@ def check_training_views(harness: ir.Harness, context: CheckContext) -> Iterator
 
 def check_output(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
     if harness.output is None and harness.student is None and context.purpose != "train":
+        top = [stage.name for stage in harness.stages if getattr(stage, "loop", None) is None]
+        last = top[-1] if top else "EXPRESSION"
         yield _purpose_diagnostic("missing-output", "the harness declares neither `output` nor a `student` view",
-                                  harness, None, "declare `output = EXPRESSION` saying what the harness answers")
+                                  harness, None, f"declare what the harness answers, e.g. `output = {last}`")
     if harness.grade is not None:
         grade_type = strip_optional(harness.grade.type)
         if not isinstance(grade_type, AnyType) and grade_type not in (BOOL, FLOAT, INT):
@@ -359,7 +497,13 @@ def check_bank_filters(harness: ir.Harness, context: CheckContext) -> Iterator[D
         if bank is not None and bank.label_field is None and filters:
             yield Diagnostic(code="bank-without-label", message=f"bank `{bank.name}` has no `label` field to filter on",
                              span=filters[0].span, label="label filter",
-                             labels=(Label(bank.span, "declared here"),), hints=("add `label FIELD` to the bank",))
+                             labels=(Label(bank.span, "declared here"),), hints=(_label_hint(bank),))
+
+
+def _label_hint(bank: ir.Bank) -> str:
+    texts = [name for name, typ in bank.entry.fields if typ == TEXT and name != bank.search_field]
+    preferred = "label" if "label" in texts else (texts[0] if texts else "FIELD")
+    return f"add `label {preferred}` to the bank, naming the entry's label field"
 
 
 CHECKS = (

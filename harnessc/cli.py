@@ -182,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     builtins.add_argument("--builtins", action="append", default=[], metavar="MODULE",
                           help="import MODULE to register user built-ins (repeatable)")
     builtins.set_defaults(handler=cmd_builtins)
+
+    from harnessc.runtime.cli import add_run_command  # light: the engines are imported when a run starts
+
+    add_run_command(commands, _common)
     return parser
 
 

@@ -87,8 +87,8 @@ def _read_source(path: Path, display: str) -> tuple[SourceFile | None, Diagnosti
     empty = SourceFile(display, "")
     try:
         data = path.read_bytes()
-    except OSError as error:
-        reason = error.strerror or str(error)
+    except (OSError, ValueError) as error:  # ValueError: a path with a NUL character
+        reason = getattr(error, "strerror", None) or str(error)
         return None, Diagnostic(code="unreadable-file", message=f"cannot read {display}: {reason}", span=empty.span(0))
     try:
         return SourceFile(display, data.decode("utf-8")), None
@@ -111,7 +111,10 @@ def _load_imports(module: ast.Module, directory: Path, sources: dict[str, Source
     for item in module.items:
         if not isinstance(item, ast.Import):
             continue
-        target = (directory / item.path.value).resolve()
+        try:
+            target = (directory / item.path.value).resolve()
+        except (OSError, ValueError, RuntimeError):  # a NUL in the path, a symlink loop: reported when read
+            target = directory / item.path.value
         display = str(directory / item.path.value)
         if str(target) in seen or display in sources:
             continue  # already imported (or an import cycle): each file's snippets are taken once

@@ -119,15 +119,28 @@ def topological_order(stages: Mapping[str, ir.Stage], declared: Iterable[str]) -
     done: set[str] = set()
     visiting: set[str] = set()
 
-    def visit(name: str) -> None:
-        if name in done or name in visiting:
+    position = {name: index for index, name in enumerate(order)}
+
+    def dependencies(name: str):
+        return iter(sorted(graph.get(name, ()), key=lambda item: position.get(item, len(position))))
+
+    def visit(root: str) -> None:  # depth-first post-order, iterative: dependency chains can be long
+        if root in done or root in visiting:
             return
-        visiting.add(name)
-        for dependency in sorted(graph.get(name, ()), key=order.index):
-            visit(dependency)
-        visiting.discard(name)
-        done.add(name)
-        placed.append(name)
+        visiting.add(root)
+        work = [(root, dependencies(root))]
+        while work:
+            name, pending = work[-1]
+            for dependency in pending:
+                if dependency not in done and dependency not in visiting:
+                    visiting.add(dependency)
+                    work.append((dependency, dependencies(dependency)))
+                    break
+            else:
+                work.pop()
+                visiting.discard(name)
+                done.add(name)
+                placed.append(name)
 
     for name in order:
         if name in graph:

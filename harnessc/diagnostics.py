@@ -96,8 +96,15 @@ def render(diagnostic: Diagnostic, sources: Mapping[str, SourceFile], *, color: 
     ]
     snippets = [(span, diagnostic.label, severity)]
     snippets += [(label.span, label.message, "blue") for label in diagnostic.labels]
+    previous: Span | None = None
     for item_span, message, style in snippets:
-        lines += _snippet(item_span, message, sources.get(item_span.file), gutter, style, paint)
+        snippet = _snippet(item_span, message, sources.get(item_span.file), gutter, style, paint)
+        same_line = previous is not None and (previous.file, previous.line) == (item_span.file,
+                                                                                 item_span.line)
+        if same_line and snippet:
+            snippet = snippet[2:]  # a second label on the line just shown: only its marker line
+        lines += snippet
+        previous = item_span
     lines += [f"{gutter} {paint('=', 'blue')} hint: {hint}" for hint in diagnostic.hints]
     return "\n".join(lines)
 

@@ -297,7 +297,11 @@ class Harness:
     span: Span
 
     def stage(self, name: str) -> Stage | None:
-        return next((stage for stage in self.stages if stage.name == name), None)
+        global _stage_index
+        index = _stage_index  # (harness, name → stage) of the last harness asked: lookups are O(1)
+        if index[0] is not self:
+            index = _stage_index = (self, {stage.name: stage for stage in reversed(self.stages)})
+        return index[1].get(name)
 
     def input(self, name: str) -> Input | None:
         return next((item for item in self.inputs if item.name == name), None)
@@ -312,21 +316,29 @@ class Harness:
 # ---- traversal -------------------------------------------------------------------------------------------
 
 
+_stage_index: tuple[Any, dict[str, Any]] = (None, {})
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def children(node: Any) -> Iterator[Any]:
     """The IR nodes directly inside `node` (in field order)."""
-    for field in dataclasses.fields(node):
-        value = getattr(node, field.name)
-        items = value if isinstance(value, tuple) else (value,)
-        for item in items:
-            if dataclasses.is_dataclass(item) and not isinstance(item, (Span, type)) and type(item).__module__ == __name__:
+    names = _FIELD_NAMES.get(type(node))
+    if names is None:
+        names = _FIELD_NAMES[type(node)] = tuple(field.name for field in dataclasses.fields(node))
+    for name in names:
+        value = getattr(node, name)
+        for item in value if isinstance(value, tuple) else (value,):
+            if type(item) in _NODE_CLASSES:
                 yield item
 
 
 def walk(node: Any) -> Iterator[Any]:
-    """`node` and every IR node below it, depth first."""
-    yield node
-    for child in children(node):
-        yield from walk(child)
+    """`node` and every IR node below it, depth first (iteratively: no recursion limit on deep trees)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        yield item
+        stack.extend(reversed(tuple(children(item))))
 
 
 def references(node: Any) -> Iterator[Ref]:
@@ -342,6 +354,10 @@ def _register_nodes() -> None:
     for value in list(globals().values()):
         if isinstance(value, type) and dataclasses.is_dataclass(value) and value.__module__ == __name__:
             _NODE_TYPES[value.__name__] = value
+    _NODE_CLASSES.update(_NODE_TYPES.values())
+
+
+_NODE_CLASSES: set[type] = set()  # the IR's node classes, what `children` yields
 
 
 def to_json(node: Any) -> Any:

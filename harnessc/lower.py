@@ -8,8 +8,10 @@ flow, unused stages, sampling ranges) are checked afterwards on the IR, in check
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from harnessc import ast, ir
 from harnessc.builtins.registry import Registry
@@ -66,6 +68,12 @@ class Lowerer:
         self.lowered: dict[str, ir.Stage] = {}
         self.output_type: Type = ANY
         self.imported_snippets = snippets
+        self.rejected: set[str] = set()  # names refused (reserved): their uses are not reported again
+        # An import that could not be read (reported as import-not-found) may declare any snippet: names
+        # that are unknown here are then most likely its snippets, and are not reported a second time.
+        directory = PurePath(module.path).parent
+        self.missing_imports = any(str(directory / item.path.value) not in sources
+                                   for item in module.items if isinstance(item, ast.Import))
 
     # ---- entry point ------------------------------------------------------------------------------------
 
@@ -74,9 +82,8 @@ class Lowerer:
         inputs = tuple(self.lower_input(node) for node in self.items(ast.InputDecl))
         params = tuple(self.lower_param(node) for node in self.items(ast.ParamDecl))
         banks = tuple(self.lower_bank(node) for node in self.items(ast.BankDecl))
-        for name, declaration in self.declarations.items():
-            if declaration.kind in ("llm", "let", "loop"):
-                self.lower_stage(name)
+        for name in self.lowering_order():
+            self.lower_stage(name)
         student = self.lower_student()
         teacher = self.lower_teacher()
         output = self.lower_single(ast.OutputDecl, "output")
@@ -93,8 +100,44 @@ class Lowerer:
             span=self.module.span,
         )
 
+    def source_text(self, span: Span) -> str:
+        source = self.sources.get(span.file)
+        return source.text[span.start:span.end] if source is not None else ""
+
     def items(self, kind: type) -> list:
         return [item for item in self.module.items if isinstance(item, kind)]
+
+    def lowering_order(self) -> list[str]:
+        """Every stage, those a stage (probably) reads before it: lowering a stage lowers what it reads
+        first, recursively, and a long chain declared last-first would exhaust Python's stack. The reads
+        are over-approximated by the stage names among the identifiers in a stage's source text; a loop
+        stands for its inner stages, which it lowers itself."""
+        stages = {name: item for name, item in self.declarations.items() if item.kind in ("llm", "let", "loop")}
+        owner = {name: item.loop or name for name, item in stages.items()}
+        reads: dict[str, list[str]] = {}
+        for name, item in stages.items():
+            span = item.node.span
+            source = self.sources.get(span.file)
+            words = _IDENTIFIER.findall(source.text, span.start, span.end) if source is not None else ()
+            reads[name] = [owner[word] for word in dict.fromkeys(words) if word in owner and owner[word] != name]
+        order: list[str] = []
+        seen: set[str] = set()
+        for root in stages:  # an iterative depth-first post-order
+            if root in seen:
+                continue
+            seen.add(root)
+            work = [(root, iter(reads[root]))]
+            while work:
+                name, pending = work[-1]
+                for read in pending:
+                    if read not in seen:
+                        seen.add(read)
+                        work.append((read, iter(reads[read])))
+                        break
+                else:
+                    work.pop()
+                    order.append(name)
+        return order
 
     def error(self, code: str, message: str, span: Span, label: str = "", hints: tuple[str, ...] = (),
               labels: tuple[Label, ...] = ()) -> None:
@@ -110,16 +153,24 @@ class Lowerer:
             if kind is not None:
                 self.declare(item.name, kind, item)
             if isinstance(item, ast.LoopStage):
+                # The inner stages of a loop whose name was rejected as a duplicate are declared outside
+                # any loop, so that no stage belongs to a loop that is not in the graph.
+                declared = self.declarations.get(item.name.name)
+                loop = item.name.name if declared is not None and declared.node is item else None
                 for inner in item.items:
                     if isinstance(inner, (ast.LlmStage, ast.LetStage)):
-                        self.declare(inner.name, _DECLARATION_KINDS[type(inner)], inner, loop=item.name.name)
+                        self.declare(inner.name, _DECLARATION_KINDS[type(inner)], inner, loop=loop)
         self.check_single_declarations()
 
     def declare(self, name: ast.Identifier, kind: str, node: object, loop: str | None = None) -> None:
         previous = self.declarations.get(name.name)
-        if name.name in ("student", "output"):
-            self.error("duplicate-definition", f"`{name.name}` is the name of a view and cannot be redefined",
-                       name.span, "defined here")
+        if name.name in _RESERVED_NAMES:
+            meaning, instead = _RESERVED_NAMES[name.name]
+            self.error("duplicate-definition", f"`{name.name}` is reserved for {meaning} and cannot be "
+                       f"redefined as {_article(_KIND_WORDS[kind])}", name.span, "reserved name",
+                       (f"rename it, e.g. `{instead}`",))
+            # Uses of the name are follow-ons of this one mistake: unknown_name stays quiet about them.
+            self.rejected.add(name.name)
             return
         if previous is not None:
             self.error("duplicate-definition", f"`{name.name}` is defined more than once", name.span,
@@ -154,7 +205,7 @@ class Lowerer:
 
     def lower_param(self, node: ast.ParamDecl) -> ir.Param:
         typ = self.lower_type(node.type, allow_bank=False)
-        default = self.lower_expr(node.default, _Scope("param"))
+        default = self.lower_constant(node.default, _Scope("param"))
         if not isinstance(default, ir.Literal) and not isinstance(default.type, AnyType):
             self.error("not-constant", "a parameter's default must be a constant", node.default.span,
                        "not a constant", ("write a literal: a number, a string, true/false or a list of them",))
@@ -163,15 +214,30 @@ class Lowerer:
         return ir.Param(name=node.name.name, type=typ, default=ir.Literal(value=value, type=typ, span=default.span),
                         span=node.span)
 
+    def check_unique_fields(self, fields: tuple, what: str) -> None:
+        first: dict[str, Span] = {}
+        for item in fields:
+            if item.name.name in first:
+                self.error("duplicate-definition", f"the {what} has two fields named `{item.name.name}`",
+                           item.name.span, "defined again here",
+                           labels=(Label(first[item.name.name], "first defined here"),))
+            first.setdefault(item.name.name, item.name.span)
+
     def lower_bank(self, node: ast.BankDecl) -> ir.Bank:
+        self.check_unique_fields(node.fields, f"bank `{node.name.name}`")
         fields = tuple(self.lower_bank_field(item) for item in node.fields)
         entry = Record(tuple((item.name, item.type) for item in fields))
         settings = {setting.key.name: setting for setting in node.settings}
+        misspelled: set[str] = set()  # settings that an unknown one most likely meant
         for setting in node.settings:
             if setting.key.name not in _BANK_SETTINGS:
+                hint = did_you_mean(setting.key.name, _BANK_SETTINGS)
+                misspelled.update(name for name in _BANK_SETTINGS if hint and f"`{name}`" in hint[0])
                 self.error("unknown-option", f"unknown bank setting `{setting.key.name}`", setting.key.span,
-                           "not a bank setting", did_you_mean(setting.key.name, _BANK_SETTINGS))
-        search = self.bank_field_setting(settings.get("search"), entry, node, required=True)
+                           "not a bank setting", hint)
+        # A misspelled `search` is reported once, as unknown, not again as missing.
+        search = self.bank_field_setting(settings.get("search"), entry, node,
+                                         required="search" not in misspelled)
         label = self.bank_field_setting(settings.get("label"), entry, node, required=False)
         file = self.constant_text(settings.get("file"))
         return ir.Bank(name=node.name.name, entry=entry, fields=fields, search_field=search or "",
@@ -187,8 +253,11 @@ class Lowerer:
                            required: bool) -> str | None:
         if setting is None:
             if required:
+                texts = [name for name, typ in entry.fields if typ == TEXT]
+                example = f", e.g. `search {texts[0]}`" if texts else ""
                 self.error("bank-without-search", f"bank `{bank.name.name}` does not say which field to search",
-                           bank.name.span, "declared here", ("add `search FIELD` naming a text field of the entry",))
+                           bank.name.span, "declared here",
+                           (f"add `search FIELD` naming a text field of the entry{example}",))
             return None
         value = setting.value
         if not isinstance(value, ast.Name):
@@ -206,7 +275,7 @@ class Lowerer:
     def constant_text(self, setting: ast.Setting | None) -> str | None:
         if setting is None:
             return None
-        value = self.lower_expr(setting.value, _Scope("option"))
+        value = self.lower_constant(setting.value, _Scope("option"))
         if isinstance(value, ir.Literal) and isinstance(value.value, str):
             return value.value
         self.error("type-mismatch", f"`{setting.key.name}` takes a constant string", setting.value.span)
@@ -216,6 +285,8 @@ class Lowerer:
 
     def lower_type(self, node: ast.TypeExpr, *, allow_bank: bool, report: bool = True) -> Type:
         if isinstance(node, ast.RecordType):
+            if report:
+                self.check_unique_fields(node.fields, "record")
             return Record(tuple((item.name.name, self.lower_type(item.type, allow_bank=False, report=report))
                                 for item in node.fields))
         if isinstance(node, ast.GenericType):
@@ -229,7 +300,12 @@ class Lowerer:
         if name in SCALARS:
             return SCALARS[name]
         if report:
-            hint = ("a list is written `list[text]`",) if name == "list" else did_you_mean(name, [*SCALARS, "list", "record"])
+            if name == "list":
+                hint: tuple[str, ...] = ("a list is written `list[text]`",)
+            elif name.lower() in _TYPE_SYNONYMS:
+                hint = (f"the language calls this type `{_TYPE_SYNONYMS[name.lower()]}`",)
+            else:
+                hint = did_you_mean(name, [*SCALARS, "list", "record"])
             self.error("unknown-type", f"unknown type `{name}`", node.name.span, "not a type", hint)
         return ANY
 
@@ -247,7 +323,9 @@ class Lowerer:
         cycle, which the checker reports: here it just gets the type `any`."""
         if name in self.stage_types:
             return self.stage_types[name]
-        if name in self.in_progress:
+        if name in self.in_progress or len(self.in_progress) >= _MAX_LOWERING_DEPTH:
+            # Past the depth limit (a long chain in a cycle or declared last-first that lowering_order
+            # could not foresee) the stage is lowered later, by `lower`: only this read is typed `any`.
             return ANY
         self.in_progress.add(name)
         declaration = self.declarations[name]
@@ -277,7 +355,9 @@ class Lowerer:
         return ir.LlmStage(name=node.name.name, prompt=prompt, guard=guard, fallback=fallback, loop=loop,
                            type=typ, name_span=node.name.span, span=node.span)
 
-    def lower_prompt(self, body: ast.Body, scope: _Scope) -> ir.Prompt:
+    def lower_prompt(self, body: ast.Body, scope: _Scope, span: Span | None = None) -> ir.Prompt:
+        """`span`: the whole declaration for a view (`student { ... }`), so diagnostics about the view point
+        at its keyword rather than at its `{`; a stage's prompt spans its body."""
         messages, options = [], []
         for setting in body.settings:
             key = setting.key.name
@@ -285,14 +365,15 @@ class Lowerer:
                 messages.append(ir.Message(role=key, template=self.lower_message(setting.value, scope),
                                            span=setting.span))
             elif key in OPTIONS:
-                option = lower_option(setting, lambda raw: self.lower_expr(raw, _Scope("option")), self.error)
+                option = lower_option(setting, lambda raw: self.lower_constant(raw, _Scope("option")),
+                                      self.error)
                 if option is not None:
                     options.append(option)
             else:
                 self.error("unknown-option", f"unknown message role or option `{key}`", setting.key.span,
                            "not a role or option", did_you_mean(key, [*ROLES, *OPTIONS]))
         self.check_duplicate_options(options)
-        return ir.Prompt(messages=tuple(messages), options=tuple(options), span=body.span)
+        return ir.Prompt(messages=tuple(messages), options=tuple(options), span=span or body.span)
 
     def check_duplicate_options(self, options: list[ir.Option]) -> None:
         seen: dict[str, ir.Option] = {}
@@ -307,6 +388,10 @@ class Lowerer:
             return self.lower_template(value.text, scope)
         if isinstance(value, ast.Name) and self.kind_of(value.name) == "snippet":
             return self.lower_template(self.declarations[value.name].node.text, scope)
+        undeclared = isinstance(value, ast.Name) and self.kind_of(value.name) is None
+        if undeclared and value.name not in scope.locals:
+            self.unknown_name(value, scope)  # `system MATH_EXPRT`: a misspelled snippet, not a type error
+            return ir.Template(parts=(), span=value.span)
         self.error("type-mismatch", "a message is a string (or the name of a snippet)", value.span, "not a string",
                    ('write the text in quotes: user "..."; interpolate values with {name}',))
         return ir.Template(parts=(), span=value.span)
@@ -321,7 +406,9 @@ class Lowerer:
         nexts = [item for item in node.items if isinstance(item, ast.Next)]
         for item in node.items:
             if isinstance(item, (ast.LlmStage, ast.LetStage)):
-                steps.append(item.name.name)
+                declared = self.declarations.get(item.name.name)
+                if declared is not None and declared.node is item:  # not a rejected duplicate name
+                    steps.append(item.name.name)
             elif isinstance(item, ast.Until):
                 steps.append(ir.Until(condition=self.lower_condition(item.condition, inner), span=item.span))
         self.check_loop_clauses(node, nexts)
@@ -336,9 +423,11 @@ class Lowerer:
 
     def loop_bound(self, node: ast.LoopStage) -> ir.Expr:
         if node.bound is None:
+            initial = self.source_text(node.initial.span)
+            example = f"loop {node.name.name} from {initial} max 3 {{" if "\n" not in initial else \
+                "loop refine from draft max 3 {"
             self.error("unbounded-loop", f"loop `{node.name.name}` has no bound", node.name.span,
-                       "this loop could run forever",
-                       ("add `max N` after the initial value: `loop refine from draft max 3 { ... }`",))
+                       "this loop could run forever", (f"add `max N` after the initial value: `{example}`",))
             return ir.Literal(value=None, type=ANY, span=node.name.span)
         bound = self.lower_expr(node.bound, _Scope("option"))
         self.expect_type(bound, INT, "a loop's bound")
@@ -351,8 +440,11 @@ class Lowerer:
             self.error("duplicate-definition", "a loop has at most one `until` and one `next`", extra.span,
                        "declared again here", labels=(Label(first.span, "first declared here"),))
         if not nexts:
+            steps = [item.name.name for item in node.items if isinstance(item, (ast.LlmStage, ast.LetStage))]
+            example = f", e.g. `next {steps[-1]}` after the last step" if steps else ""
             self.error("loop-without-next", f"loop `{node.name.name}` never updates its value", node.name.span,
-                       "no `next` in this loop", ("add `next STAGE` saying which value the next iteration works on",))
+                       "no `next` in this loop",
+                       (f"add `next STAGE` saying which value the next iteration works on{example}",))
 
     def ordered_stages(self) -> tuple[ir.Stage, ...]:
         """Stages in dependency order (declaration order among independent ones); loop bodies follow their
@@ -363,7 +455,7 @@ class Lowerer:
 
     def lower_student(self) -> ir.Prompt | None:
         views = self.items(ast.StudentView)
-        return self.lower_prompt(views[0].body, _Scope("student")) if views else None
+        return self.lower_prompt(views[0].body, _Scope("student"), views[0].span) if views else None
 
     def lower_teacher(self) -> ir.TeacherChain | ir.Prompt | None:
         views = self.items(ast.TeacherTemplate) + self.items(ast.TeacherChain)
@@ -371,7 +463,7 @@ class Lowerer:
             return None
         view = min(views, key=lambda item: item.span.start)
         if isinstance(view, ast.TeacherTemplate):
-            return self.lower_prompt(view.body, _Scope("teacher"))
+            return self.lower_prompt(view.body, _Scope("teacher"), view.span)
         for name in view.names:
             self.check_teacher_source(name)
         return ir.TeacherChain(stages=tuple(name.name for name in view.names), span=view.span)
@@ -422,16 +514,30 @@ class Lowerer:
     def lower_placeholder(self, part: PlaceholderPart, scope: _Scope) -> ir.Expr:
         value = self.lower_expr(part.expr, scope)
         typ = value.type
+        # The hints spell out the fix with the names actually written (`{if hint}...{hint}...{end}`).
+        named = isinstance(part.expr, (ast.Name, ast.FieldAccess))
+        written = _describe(part.expr).strip("`") if named else ""
         if isinstance(typ, Optional_):
-            name = _describe(part.expr)
-            self.error("optional-placeholder", f"{name} may be absent here", part.expr.span, f"{typ}",
-                       (f"show it only when present: {{if {name}}}...{{{name}}}...{{end}}",))
+            hint = (f"show it only when present: {{if {written}}}...{{{written}}}...{{end}}" if written else
+                    "show it only when present, inside {if CONDITION}...{end} testing the absent value")
+            self.error("optional-placeholder", f"{_describe(part.expr)} may be absent here", part.expr.span,
+                       f"{typ}", (hint,))
         elif isinstance(typ, ListOf):
+            shown = written or "LIST"
+            hint = f"repeat a segment with {{for item in {shown}}}...{{item}}...{{end}}"
+            if typ.item == TEXT:
+                hint += f", or print join({shown}, \", \")"
             self.error("placeholder-type", f"a list cannot be printed directly ({typ})", part.expr.span, "a list",
-                       ("repeat a segment with {for item in LIST}...{end}, or use join(LIST, \", \")",))
-        elif isinstance(typ, (Record, Bank)):
+                       (hint,))
+        elif isinstance(typ, Record):
+            fields = [f"{{{written or 'entry'}.{name}}}" for name, _ in typ.fields]
             self.error("placeholder-type", f"a {typ} cannot be printed directly", part.expr.span, "not printable",
-                       ("print one of its fields: {entry.FIELD}",))
+                       ("print one of its fields: " + " or ".join(fields[:3]),))
+        elif isinstance(typ, Bank):
+            self.error("placeholder-type", f"a memory bank ({typ}) cannot be printed directly",
+                       part.expr.span, "not printable",
+                       (f"print entries found with retrieve({written or 'BANK'}, QUERY) in "
+                        "{for case in ...}...{case.FIELD}...{end}",))
         return value
 
     # ---- expressions ---------------------------------------------------------------------------------------------------
@@ -459,8 +565,20 @@ class Lowerer:
             return ir.Literal(value=text, type=TEXT, span=node.span)
         return ir.TemplateExpr(template=template, type=TEXT, span=node.span)
 
+    def lower_constant(self, node: ast.Expr, scope: _Scope) -> ir.Expr:
+        """An option value or a parameter default. These are constants, so a string literal there is taken
+        verbatim, never as a template: a regex (`"[0-9]{3}"`) or a JSON schema (`{"type": "object"}`)
+        needs no doubled braces, and its braces are not mistaken for placeholders."""
+        if isinstance(node, ast.TemplateLiteral):
+            return ir.Literal(value=node.text.value, type=TEXT, span=node.span)
+        if isinstance(node, ast.ListLiteral):
+            return self.typed_list(tuple(self.lower_constant(item, scope) for item in node.items), node.span)
+        return self.lower_expr(node, scope)
+
     def lower_ListLiteral(self, node: ast.ListLiteral, scope: _Scope) -> ir.Expr:
-        items = tuple(self.lower_expr(item, scope) for item in node.items)
+        return self.typed_list(tuple(self.lower_expr(item, scope) for item in node.items), node.span)
+
+    def typed_list(self, items: tuple[ir.Expr, ...], span: Span) -> ir.Expr:
         item_type: Type = ANY
         for item in items:
             if isinstance(item_type, AnyType):
@@ -470,8 +588,8 @@ class Lowerer:
                            f"this is {item.type}")
         typ = ListOf(item_type)
         if all(isinstance(item, ir.Literal) for item in items):
-            return ir.Literal(value=tuple(item.value for item in items), type=typ, span=node.span)
-        return ir.ListExpr(items=items, type=typ, span=node.span)
+            return ir.Literal(value=tuple(item.value for item in items), type=typ, span=span)
+        return ir.ListExpr(items=items, type=typ, span=span)
 
     def lower_Name(self, node: ast.Name, scope: _Scope) -> ir.Expr:
         name = node.name
@@ -488,7 +606,7 @@ class Lowerer:
             return ir.TemplateExpr(template=self.lower_template(self.declarations[name].node.text, scope),
                                    type=TEXT, span=node.span)
         if scope.context in ("option", "param") and kind != "param":
-            self.error("not-constant", f"`{name}` is not a constant", node.span, f"a {_KIND_WORDS[kind]}",
+            self.error("not-constant", f"`{name}` is not a constant", node.span, _article(_KIND_WORDS[kind]),
                        ("options and defaults may use literals and `param`s only",))
             return ir.Ref(name=name, kind=_REF_KIND[kind], type=ANY, span=node.span)
         typ = self.type_of(name, kind, scope)
@@ -497,6 +615,8 @@ class Lowerer:
         return ir.Ref(name=name, kind=_REF_KIND[kind], type=typ, span=node.span)
 
     def unknown_name(self, node: ast.Name, scope: _Scope) -> ir.Expr:
+        if node.name in self.rejected or self.missing_imports:
+            return ir.Ref(name=node.name, kind="input", type=ANY, span=node.span)
         hints = did_you_mean(node.name, [*self.declarations, *scope.locals])
         if node.name == "student":
             hints = ("the student's completion is visible only to `output` and `student_output`",)
@@ -590,6 +710,8 @@ class Lowerer:
         return bind_call(self, node, scope)
 
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_LOWERING_DEPTH = 40  # stages lowered recursively, one inside the other (each takes ~10 Python frames)
 _DECLARATION_KINDS = {
     ast.InputDecl: "input", ast.ParamDecl: "param", ast.SnippetDecl: "snippet", ast.BankDecl: "bank",
     ast.LlmStage: "llm", ast.LetStage: "let", ast.LoopStage: "loop",
@@ -602,6 +724,16 @@ _REF_KIND = {"input": "input", "param": "param", "bank": "bank", "llm": "stage",
 _KIND_WORDS = {"input": "input", "param": "parameter", "snippet": "snippet", "bank": "memory bank",
                "llm": "LLM stage", "let": "`let` stage", "loop": "loop"}
 _BANK_SETTINGS = ("search", "label", "file")
+# Names that the language itself gives a meaning: what they mean, and a name to suggest instead.
+_RESERVED_NAMES = {"student": ("the student view and its completion", "attempt"),
+                   "output": ("the harness's answer (`output = ...`)", "answer")}
+
+
+def _article(words: str) -> str:
+    return ("an " if words[0] in "aeiouAEIOU" or words.startswith("LLM") else "a ") + words
+# Type names from other languages, mapped to the harness language's own (for the "unknown type" hint).
+_TYPE_SYNONYMS = {"string": "text", "str": "text", "integer": "int", "boolean": "bool", "number": "float",
+                  "double": "float", "array": "list[T]", "dict": "record{...}", "object": "record{...}"}
 
 
 def _presence_names(condition: ast.Expr) -> set[str]:

