@@ -1,0 +1,33 @@
+"""Every command in examples/run_examples.sh names a shipped harness and data it can run on unchanged
+(no --map): the harness compiles with the example's --set values and every row fits its inputs."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+from conftest import REPO
+
+from harnessc.compiler import compile_file
+from harnessc.runtime.runner import load_examples
+
+SCRIPT = (REPO / "examples/run_examples.sh").read_text(encoding="utf-8")
+
+
+def commands() -> list[list[str]]:
+    joined = SCRIPT.replace("\\\n", " ")
+    return [shlex.split(line.strip())[1:] for line in joined.splitlines() if line.strip().startswith("run ")]
+
+
+def test_every_shipped_harness_has_an_example() -> None:
+    used = {args[0].split("/")[-1].removesuffix(".harness") for args in commands()}
+    shipped = {path.stem for path in (REPO / "harnesses").glob("*.harness")}
+    assert used == shipped
+
+
+@pytest.mark.parametrize("args", commands(), ids=lambda args: args[args.index("--out") + 1].split("/")[-1])
+def test_example_compiles_and_its_data_fits(args: list[str]) -> None:
+    overrides = dict(args[i + 1].split("=", 1) for i, flag in enumerate(args) if flag == "--set")
+    harness = compile_file(REPO / args[0], purpose="run", overrides=overrides).require()
+    data = REPO / args[args.index("--data") + 1]
+    assert len(load_examples(harness, str(data))) >= 64
