@@ -31,3 +31,15 @@ def test_example_compiles_and_its_data_fits(args: list[str]) -> None:
     harness = compile_file(REPO / args[0], purpose="run", overrides=overrides).require()
     data = REPO / args[args.index("--data") + 1]
     assert len(load_examples(harness, str(data))) >= 64
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "examples").glob("*.harness")), ids=lambda path: path.stem)
+def test_example_harnesses_check_clean_for_training(path) -> None:
+    assert compile_file(path, purpose="train").diagnostics == []
+
+
+def test_quickstart_config_is_valid() -> None:
+    from ophsd.config import load_config
+
+    config = load_config(str(REPO / "examples/quickstart.toml"), {}, [])
+    assert compile_file(REPO / config.harness, purpose="train").ok
