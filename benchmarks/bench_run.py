@@ -1,0 +1,170 @@
+"""How fast a harness runs over a data set: the stage-synchronous executor against three baselines.
+
+    python benchmarks/bench_run.py                       # plan_solve, 64 problems, SmolLM2 default, vLLM
+    python benchmarks/bench_run.py --examples 16 --engine transformers --interpreter-examples 4
+
+Four ways in one process, on the same harness, data and engine (generated tokens per second):
+
+  (a) executor     the stage-synchronous executor: one engine call per stage for all examples
+  (b) interpreter  the per-example interpreter, one request at a time (on the first
+                   --interpreter-examples problems: its rate is per token, so a subset measures it)
+  (c) threads      per-example programs on a pool of --threads threads submitting to the same engine
+                   through a batching front (what a server does with concurrent HTTP requests: each engine
+                   call takes every request waiting at that moment): the reference code's pattern
+  (d) raw          the engine alone on exactly the batches (a) sent, one call per stage: the limit
+
+Ratios a/b, a/c and a/d are printed; all four use the same per-request seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import queue
+import sys
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from harnessc.compiler import compile_file  # noqa: E402
+from harnessc.engines.base import ChatRequest, Completion  # noqa: E402
+from harnessc.runtime.executor import StageSynchronousExecutor  # noqa: E402
+from harnessc.runtime.interpreter import PerExampleInterpreter  # noqa: E402
+from harnessc.runtime.program import Program  # noqa: E402
+from harnessc.runtime.runner import load_examples  # noqa: E402
+
+
+class RecordingEngine:
+    """Passes calls through and remembers each batch (for the raw replay) and the generated tokens."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.batches, self.tokens = engine, [], 0
+        self.name = engine.name
+
+    def chat(self, requests):
+        self.batches.append(list(requests))
+        results = self.engine.chat(requests)
+        self.tokens += _tokens(results)
+        return results
+
+
+class BatchingFront:
+    """Concurrent callers each submit one request; a single loop sends whatever is waiting as one batch."""
+
+    def __init__(self, engine) -> None:
+        self.engine, self.tokens, self.calls = engine, 0, 0
+        self.name = engine.name
+        self.waiting: queue.Queue[tuple[ChatRequest, Future]] = queue.Queue()
+        self.stopped = threading.Event()
+        self.loop = threading.Thread(target=self._serve, daemon=True)
+        self.loop.start()
+
+    def chat(self, requests):
+        futures = []
+        for request in requests:
+            future: Future = Future()
+            self.waiting.put((request, future))
+            futures.append(future)
+        return [future.result() for future in futures]
+
+    def _serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                first = self.waiting.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while True:
+                try:
+                    batch.append(self.waiting.get_nowait())
+                except queue.Empty:
+                    break
+            results = self.engine.chat([request for request, _ in batch])
+            self.tokens += _tokens(results)
+            self.calls += 1
+            for (_, future), result in zip(batch, results):
+                future.set_result(result)
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.loop.join()
+
+
+def _tokens(results: list[list[Completion]]) -> int:
+    return sum(len(completion.token_ids) for completions in results for completion in completions)
+
+
+def measure(name: str, work) -> dict:
+    started = time.perf_counter()
+    tokens = work()
+    seconds = time.perf_counter() - started
+    return {"way": name, "tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--harness", default=str(REPO / "harnesses/plan_solve.harness"))
+    parser.add_argument("--data", default=str(REPO / "examples/data/math.jsonl"))
+    parser.add_argument("--examples", type=int, default=64)
+    parser.add_argument("--interpreter-examples", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=16)
+    parser.add_argument("--engine", choices=("vllm", "transformers"), default=None)
+    parser.add_argument("--model", default=None, help="default: the embedded SmolLM2-135M-Instruct")
+    parser.add_argument("--set", dest="overrides", action="append", default=["plan_tokens=256", "solve_tokens=384"],
+                        help="harness parameter overrides (default: plan_tokens=256 solve_tokens=384)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args()
+
+    from harnessc.engines import create_engine
+
+    overrides = dict(item.split("=", 1) for item in args.overrides)
+    harness = compile_file(args.harness, purpose="run", overrides=overrides).require()
+    rows = load_examples(harness, args.data, limit=args.examples)
+    program = Program(harness, seed=0)
+    engine = create_engine(args.engine, args.model)
+    StageSynchronousExecutor(program, engine).run(rows[:2])  # warm-up, not measured
+
+    recorder = RecordingEngine(engine)
+    results = [measure("(a) executor", lambda: _run(StageSynchronousExecutor(program, recorder), rows, recorder))]
+    interpreter_rows = rows[: args.interpreter_examples]
+    single = RecordingEngine(engine)
+    results.append(measure("(b) interpreter", lambda: _run(PerExampleInterpreter(program, single), interpreter_rows,
+                                                           single)))
+    front = BatchingFront(engine)
+    results.append(measure(f"(c) {args.threads} threads", lambda: _threads(program, front, rows, args.threads)))
+    front.close()
+    results.append(measure("(d) raw engine", lambda: sum(_tokens(engine.chat(batch)) for batch in recorder.batches)))
+    rate = {row["way"][:3]: row["tokens_per_s"] for row in results}
+    ratios = {"a/b": rate["(a)"] / rate["(b)"], "a/c": rate["(a)"] / rate["(c)"], "a/d": rate["(a)"] / rate["(d)"]}
+    machine = f"{platform.processor() or platform.machine()}, {platform.python_version()}, engine {engine.name}"
+    if args.json:
+        print(json.dumps({"results": results, "ratios": ratios, "machine": machine, "examples": len(rows),
+                          "engine_calls_a": len(recorder.batches), "engine_calls_c": front.calls}, indent=2))
+        return
+    print(f"{Path(args.harness).stem}, {len(rows)} examples ({len(interpreter_rows)} for (b)), {machine}")
+    print(f"{'way':<18} {'tokens':>8} {'seconds':>9} {'tokens/s':>9}")
+    for row in results:
+        print(f"{row['way']:<18} {row['tokens']:>8} {row['seconds']:>9.1f} {row['tokens_per_s']:>9.1f}")
+    print(f"engine calls: (a) {len(recorder.batches)}, (c) {front.calls}")
+    print("  ".join(f"{name} = {value:.2f}" for name, value in ratios.items()))
+
+
+def _run(runner, rows, counter) -> int:
+    runner.run(rows)
+    return counter.tokens
+
+
+def _threads(program: Program, front: BatchingFront, rows, threads: int) -> int:
+    interpreter = PerExampleInterpreter(program, front)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(lambda row: interpreter.run([row]), rows))
+    return front.tokens
+
+
+if __name__ == "__main__":
+    main()
