@@ -320,12 +320,22 @@ _stage_index: tuple[Any, dict[str, Any]] = (None, {})
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
+# Fields that never hold IR nodes, by their annotation: `children` does not look into them.
+_LEAF_FIELDS = {"Span", "Type", "Record", "str", "str | None", "bool", "RefKind", "tuple[str, ...]"}
+
+
+def _node_fields(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(
+            field.name for field in dataclasses.fields(cls)
+            if field.type not in _LEAF_FIELDS and not str(field.type).startswith("TypingLiteral["))
+    return names
+
+
 def children(node: Any) -> Iterator[Any]:
     """The IR nodes directly inside `node` (in field order)."""
-    names = _FIELD_NAMES.get(type(node))
-    if names is None:
-        names = _FIELD_NAMES[type(node)] = tuple(field.name for field in dataclasses.fields(node))
-    for name in names:
+    for name in _node_fields(type(node)):
         value = getattr(node, name)
         for item in value if isinstance(value, tuple) else (value,):
             if type(item) in _NODE_CLASSES:
@@ -335,10 +345,19 @@ def children(node: Any) -> Iterator[Any]:
 def walk(node: Any) -> Iterator[Any]:
     """`node` and every IR node below it, depth first (iteratively: no recursion limit on deep trees)."""
     stack = [node]
+    classes = _NODE_CLASSES
     while stack:
         item = stack.pop()
         yield item
-        stack.extend(reversed(tuple(children(item))))
+        found = []
+        for name in _node_fields(type(item)):
+            value = getattr(item, name)
+            if isinstance(value, tuple):
+                found += [child for child in value if type(child) in classes]
+            elif type(value) in classes:
+                found.append(value)
+        found.reverse()
+        stack += found
 
 
 def references(node: Any) -> Iterator[Ref]:

@@ -69,6 +69,7 @@ class Lowerer:
         self.output_type: Type = ANY
         self.imported_snippets = snippets
         self.rejected: set[str] = set()  # names refused (reserved): their uses are not reported again
+        self.expanding: list[str] = []  # the snippets being filled in, outermost first
         # An import that could not be read (reported as import-not-found) may declare any snippet: names
         # that are unknown here are then most likely its snippets, and are not reported a second time.
         directory = PurePath(module.path).parent
@@ -387,7 +388,7 @@ class Lowerer:
         if isinstance(value, ast.TemplateLiteral):
             return self.lower_template(value.text, scope)
         if isinstance(value, ast.Name) and self.kind_of(value.name) == "snippet":
-            return self.lower_template(self.declarations[value.name].node.text, scope)
+            return self.expand_snippet(value.name, value.span, scope)
         undeclared = isinstance(value, ast.Name) and self.kind_of(value.name) is None
         if undeclared and value.name not in scope.locals:
             self.unknown_name(value, scope)  # `system MATH_EXPRT`: a misspelled snippet, not a type error
@@ -486,6 +487,25 @@ class Lowerer:
         return self.lower_expr(found[0].value, _Scope(context)) if found else None
 
     # ---- templates ------------------------------------------------------------------------------------------------
+
+    def expand_snippet(self, name: str, span: Span, scope: _Scope) -> ir.Template:
+        """A snippet's template, filled in where it is used. A snippet that includes itself (directly or
+        through others) is reported, as is a chain of snippets too deep to expand; the use is left empty."""
+        if name in self.expanding or len(self.expanding) >= _MAX_SNIPPET_DEPTH:
+            chain = " → ".join(f"`{item}`" for item in [*self.expanding[self.expanding.index(name):], name]) \
+                if name in self.expanding else ""
+            if chain:
+                self.error("cycle", f"snippet `{name}` includes itself: {chain}", span, "included again here",
+                           ("a snippet may use other snippets, but not itself",))
+            else:
+                self.error("syntax-error", f"snippets include each other more than {_MAX_SNIPPET_DEPTH} levels "
+                           "deep", span, "nested too deeply")
+            return ir.Template(parts=(), span=span)
+        self.expanding.append(name)
+        try:
+            return self.lower_template(self.declarations[name].node.text, scope)
+        finally:
+            self.expanding.pop()
 
     def lower_template(self, text: ast.Text, scope: _Scope) -> ir.Template:
         source = self.sources[text.span.file]
@@ -603,8 +623,7 @@ class Lowerer:
         if kind is None:
             return self.unknown_name(node, scope)
         if kind == "snippet":
-            return ir.TemplateExpr(template=self.lower_template(self.declarations[name].node.text, scope),
-                                   type=TEXT, span=node.span)
+            return ir.TemplateExpr(template=self.expand_snippet(name, node.span, scope), type=TEXT, span=node.span)
         if scope.context in ("option", "param") and kind != "param":
             self.error("not-constant", f"`{name}` is not a constant", node.span, _article(_KIND_WORDS[kind]),
                        ("options and defaults may use literals and `param`s only",))
@@ -711,6 +730,7 @@ class Lowerer:
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_SNIPPET_DEPTH = 16  # snippets filled in one inside the other
 _MAX_LOWERING_DEPTH = 40  # stages lowered recursively, one inside the other (each takes ~10 Python frames)
 _DECLARATION_KINDS = {
     ast.InputDecl: "input", ast.ParamDecl: "param", ast.SnippetDecl: "snippet", ast.BankDecl: "bank",

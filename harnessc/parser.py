@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 
 from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -31,12 +32,37 @@ def parse_module(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic
 def parse_expression(text: str, offsets: tuple[int, ...], source: SourceFile) -> tuple[ast.Expr | None, list[Diagnostic]]:
     """Parse an expression found inside a template placeholder; spans map back through `offsets`."""
     shifted = _ShiftedSource(source, text, offsets)
+    simple = dotted_name(text, shifted)
+    if simple is not None:
+        return simple, []
     try:
         tree = lark_parser().parse(text, start="expr")
     except UnexpectedInput as error:
         return None, [syntax_diagnostic(error, shifted)]
     too_deep = _nesting_diagnostic(tree, shifted)
     return (None, [too_deep]) if too_deep else (_to_ast(tree, shifted), [])
+
+
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def dotted_name(text: str, source) -> ast.Expr | None:
+    """`name` or `name.field.field`, most placeholders, built without running the parser: the nodes and
+    spans that the grammar's `name` and `field` rules make. None for anything else."""
+    from harnessc.names import KEYWORDS
+
+    if _DOTTED_NAME.fullmatch(text) is None:
+        return None
+    parts = text.split(".")
+    if len(parts) > 16 or any(part in KEYWORDS for part in parts):
+        return None
+    expr: ast.Expr = ast.Name(name=parts[0], span=source.span(0, len(parts[0])))
+    end = len(parts[0])
+    for part in parts[1:]:
+        start, end = end + 1, end + 1 + len(part)
+        field = ast.Identifier(name=part, span=source.span(start, end))
+        expr = ast.FieldAccess(value=expr, field=field, span=source.span(0, end))
+    return expr
 
 
 # How deep the syntax tree may nest (declaration levels included): every later pass walks trees
@@ -291,19 +317,24 @@ def decode_string(token: Token, source) -> ast.Text:
     return ast.Text(value="".join(value), offsets=tuple(value_offsets), span=source.span(token.start_pos, token.end_pos), long=long)
 
 
+_ESCAPE = re.compile(r'\\[\\"nt]')
+
+
 def _unescape(chars: list[str], offsets: list[int]) -> tuple[list[str], list[int]]:
-    out, out_offsets = [], []
-    index = 0
-    while index < len(chars):
-        char = chars[index]
-        if char == "\\" and index + 1 < len(chars) and chars[index + 1] in _ESCAPES:
-            out.append(_ESCAPES[chars[index + 1]])
-            out_offsets.append(offsets[index])
-            index += 2
-            continue
-        out.append(char)
-        out_offsets.append(offsets[index])
-        index += 1
+    """Decode the escapes, left to right; `offsets` has one entry per character of `"".join(chars)`, and so
+    has the result (whose items may be longer pieces of text: only their concatenation matters)."""
+    text = "".join(chars)
+    if "\\" not in text:
+        return [text], offsets
+    out, out_offsets, done = [], [], 0
+    for match in _ESCAPE.finditer(text):
+        start = match.start()
+        out += [text[done:start], _ESCAPES[text[start + 1]]]
+        out_offsets += offsets[done:start]
+        out_offsets.append(offsets[start])
+        done = start + 2
+    out.append(text[done:])
+    out_offsets += offsets[done:]
     return out, out_offsets
 
 
@@ -327,17 +358,16 @@ def _dedent(chars: list[str], offsets: list[int]) -> tuple[list[str], list[int]]
 
 
 def _split_lines(chars: list[str], offsets: list[int]) -> list[tuple[list[str], list[int]]]:
-    lines: list[tuple[list[str], list[int]]] = [([], [])]
-    for char, offset in zip(chars, offsets):
-        if char == "\n":
-            lines.append(([], []))
-        else:
-            lines[-1][0].append(char)
-            lines[-1][1].append(offset)
-    for text, line_offsets in lines:  # a CRLF file's carriage returns are not part of the text
-        while text and text[-1] == "\r":
+    lines: list[tuple[list[str], list[int]]] = []
+    start = 0
+    for piece in "".join(chars).split("\n"):
+        end = start + len(piece)
+        text, line_offsets = list(piece), offsets[start:end]
+        while text and text[-1] == "\r":  # a CRLF file's carriage returns are not part of the text
             text.pop()
             line_offsets.pop()
+        lines.append((text, line_offsets))
+        start = end + 1
     return lines
 
 

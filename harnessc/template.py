@@ -58,6 +58,7 @@ Part = Union[TextPart, PlaceholderPart, IfPart, ForPart]
 
 _STANDALONE_TAG = re.compile(r"^[ \t]*(\{(?:if\s[^{}]*|for\s[^{}]*|else|end)\})[ \t]*$", re.M)
 _FOR = re.compile(r"for\s+([A-Za-z_]\w*)\s+in\s+(.+)$", re.S)
+_BRACE = re.compile(r"[{}]")
 
 
 class _Block:
@@ -125,9 +126,17 @@ class _Scanner:
                 self.error("unbalanced-brace", "`}` without a matching `{`", index, index + 1,
                            "write `}}` for a literal brace", "nothing opens this")
                 index += 1
-            else:
-                self.literal_char(value[index], index)
-                index += 1
+            else:  # plain text up to the next brace, in one piece
+                brace = _BRACE.search(value, index)
+                end = brace.start() if brace else len(value)
+                if self.dropped:
+                    for position in range(index, end):
+                        self.literal_char(value[position], position)
+                else:
+                    if not self.literal:
+                        self.literal_start = index
+                    self.literal.append(value[index:end])
+                index = end
         self.flush(len(value))
         for block in self.stack:
             self.diagnostics.append(Diagnostic(

@@ -366,11 +366,11 @@ class TransformersEngine:
                 message = f"no choice fits in max_model_len {self.max_model_len} after the prompt"
                 results[index] = error_completions(requests[index], message, len(prompts[index]))
                 continue
-            token_logprobs = [next(scores) for _ in candidates[index]]
-            results[index] = self._pick_choices(requests[index], candidates[index], token_logprobs)
+            sampling, prompt_tokens = requests[index].sampling, len(prompts[index])
+            logprobs = [next(scores) for _ in candidates[index]]
             results[index] = [
-                dataclasses.replace(completion, prompt_token_count=len(prompts[index]))
-                for completion in results[index]
+                self._choice_completion(candidates[index][pick], logprobs[pick], sampling, prompt_tokens)
+                for pick in self._pick_choices(sampling, logprobs)
             ]
         return results
 
@@ -406,27 +406,23 @@ class TransformersEngine:
                 scores[i] = logprobs.gather(-1, continuation[:, None]).squeeze(-1).cpu()
         return [scores[i] for i in range(len(pairs))]
 
-    def _pick_choices(
-        self,
-        request: ChatRequest,
-        candidates: list[tuple[str, list[int]]],
-        token_logprobs: list[torch.Tensor],
-    ) -> list[Completion]:
-        """The request's n completions, each one choice picked from the scored candidates."""
-        sampling = request.sampling
+    def _pick_choices(self, sampling: SamplingOptions, token_logprobs: list[torch.Tensor]) -> list[int]:
+        """Indices of the n picked choices, given each choice's per-token log-probabilities."""
         totals = torch.stack([logprobs.sum() for logprobs in token_logprobs])  # (C,)
         if sampling.temperature == 0:
-            picks = [int(totals.argmax())] * sampling.n
-        else:
-            filtered = _filter_logits(totals[None] / sampling.temperature, sampling)[0]
-            probs = torch.softmax(filtered, dim=-1)
-            # The scores live on the CPU, so the generators do too.
-            generators = self._generators(sampling.seed, sampling.n, torch.device("cpu"))
-            picks = [int(torch.multinomial(probs, 1, generator=generator)) for generator in generators]
-        return [self._choice_completion(candidates[p], token_logprobs[p], sampling) for p in picks]
+            return [int(totals.argmax())] * sampling.n
+        filtered = _filter_logits(totals[None] / sampling.temperature, sampling)[0]
+        probs = torch.softmax(filtered, dim=-1)
+        # The scores live on the CPU, so the generators do too.
+        generators = self._generators(sampling.seed, sampling.n, torch.device("cpu"))
+        return [int(torch.multinomial(probs, 1, generator=generator)) for generator in generators]
 
     def _choice_completion(
-        self, candidate: tuple[str, list[int]], logprobs: torch.Tensor, sampling: SamplingOptions
+        self,
+        candidate: tuple[str, list[int]],
+        logprobs: torch.Tensor,
+        sampling: SamplingOptions,
+        prompt_tokens: int,
     ) -> Completion:
         text, ids = candidate
         finish_reason = "stop"
@@ -437,6 +433,7 @@ class TransformersEngine:
             text=text,
             token_ids=tuple(ids),
             finish_reason=finish_reason,
+            prompt_token_count=prompt_tokens,
             logprobs=tuple(logprobs[: len(ids)].tolist()) if sampling.logprobs else None,
         )
 

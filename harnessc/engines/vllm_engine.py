@@ -30,7 +30,9 @@ class VllmEngine:
 
     Args:
         model_path: a model directory or hub id (safetensors weights and a tokenizer with a chat template).
-        dtype: weight and activation dtype ("bfloat16", "float32", "float16" or "auto").
+        dtype: weight and activation dtype ("bfloat16", "float32", "float16", or "auto" for the
+            checkpoint's). Default: bfloat16 on GPU, float32 on CPU, where bfloat16 without native support
+            (AVX2-only CPUs) was measured 10x slower (SmolLM2-135M, 2 cores: 112 vs 10 tokens/s).
         max_model_len: context limit for prompt plus completion (default: the model's).
         gpu_memory_utilization: fraction of GPU memory vLLM may take (weights, activations, KV cache).
         tensor_parallel_size: GPUs to shard the model over.
@@ -49,7 +51,7 @@ class VllmEngine:
     def __init__(
         self,
         model_path: str | Path,
-        dtype: str = "bfloat16",
+        dtype: str | None = None,
         max_model_len: int | None = None,
         gpu_memory_utilization: float = 0.9,
         tensor_parallel_size: int = 1,
@@ -63,7 +65,7 @@ class VllmEngine:
 
         options: dict[str, Any] = {
             "model": str(model_path),
-            "dtype": dtype,
+            "dtype": dtype or ("float32" if on_cpu else "bfloat16"),
             "max_model_len": max_model_len,
             "gpu_memory_utilization": gpu_memory_utilization,
             "tensor_parallel_size": tensor_parallel_size,
