@@ -194,8 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if hasattr(args, "overrides"):
         args.overrides = _parse_overrides(args.overrides, parser)
+    from harnessc.builtins.registry import BuiltinsImportError
+
     try:
         return args.handler(args)
+    except BuiltinsImportError as error:
+        print(f"harnessc: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

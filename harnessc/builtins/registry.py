@@ -150,11 +150,18 @@ def default_registry() -> Registry:
     return REGISTRY
 
 
+class BuiltinsImportError(ImportError):
+    """A user built-ins module named on the command line could not be imported (a usage error)."""
+
+
 def load_user_builtins(modules: Iterable[str] = (), *, entry_point_group: str = ENTRY_POINT_GROUP) -> Registry:
     """Import user modules named on the command line, then every installed `harnessc.builtins` entry point."""
     registry = default_registry()
     for module in modules:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise BuiltinsImportError(f"cannot import the built-ins module {module!r}: {error}") from error
     for entry in entry_points(group=entry_point_group):
         entry.load()
     return registry
