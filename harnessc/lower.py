@@ -10,25 +10,36 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import PurePath
 
 from harnessc import ast, ir
 from harnessc.builtins.registry import Registry
 from harnessc.dependencies import topological_order
 from harnessc.diagnostics import Diagnostic, Label
+from harnessc.lower_expressions import (
+    KIND_WORDS,
+    ExpressionLowering,
+    Scope,
+    article,
+)
 from harnessc.names import did_you_mean
 from harnessc.options import OPTIONS, ROLES, lower_option
 from harnessc.source import SourceFile, Span
-from harnessc.template import ForPart, IfPart, Part, PlaceholderPart, TextPart, parse_template
 from harnessc.types import (
-    ANY, BOOL, FLOAT, INT, SCALARS, TEXT, AnyType, Bank, ListOf, Optional_, Record, Scalar, Type,
-    make_optional, strip_optional, substitute, unify,
+    ANY,
+    INT,
+    SCALARS,
+    TEXT,
+    AnyType,
+    ListOf,
+    Optional_,
+    Record,
+    Type,
+    make_optional,
+    strip_optional,
+    unify,
 )
-
-# What each context may see: `student` is the student's completion (only output expressions read it),
-# `output` the harness's output (only the grade reads it).
-_CONTEXTS_SEEING_STUDENT = {"output", "student_output"}
 
 
 @dataclass
@@ -39,23 +50,7 @@ class _Declaration:
     loop: str | None = None
 
 
-@dataclass
-class _Scope:
-    """Where an expression is being lowered: its context, the locals bound around it, narrowed names."""
-
-    context: str
-    loop: str | None = None
-    locals: dict[str, Type] = field(default_factory=dict)
-    present: frozenset[str] = frozenset()
-
-    def bind(self, name: str, typ: Type) -> _Scope:
-        return _Scope(self.context, self.loop, {**self.locals, name: typ}, self.present)
-
-    def narrowed(self, names: set[str]) -> _Scope:
-        return _Scope(self.context, self.loop, self.locals, self.present | names)
-
-
-class Lowerer:
+class Lowerer(ExpressionLowering):
     def __init__(self, module: ast.Module, snippets: Mapping[str, ast.SnippetDecl], sources: Mapping[str, SourceFile],
                  registry: Registry) -> None:
         self.module = module
@@ -168,7 +163,7 @@ class Lowerer:
         if name.name in _RESERVED_NAMES:
             meaning, instead = _RESERVED_NAMES[name.name]
             self.error("duplicate-definition", f"`{name.name}` is reserved for {meaning} and cannot be "
-                       f"redefined as {_article(_KIND_WORDS[kind])}", name.span, "reserved name",
+                       f"redefined as {article(KIND_WORDS[kind])}", name.span, "reserved name",
                        (f"rename it, e.g. `{instead}`",))
             # Uses of the name are follow-ons of this one mistake: unknown_name stays quiet about them.
             self.rejected.add(name.name)
@@ -206,7 +201,7 @@ class Lowerer:
 
     def lower_param(self, node: ast.ParamDecl) -> ir.Param:
         typ = self.lower_type(node.type, allow_bank=False)
-        default = self.lower_constant(node.default, _Scope("param"))
+        default = self.lower_constant(node.default, Scope("param"))
         if not isinstance(default, ir.Literal) and not isinstance(default.type, AnyType):
             self.error("not-constant", "a parameter's default must be a constant", node.default.span,
                        "not a constant", ("write a literal: a number, a string, true/false or a list of them",))
@@ -246,7 +241,7 @@ class Lowerer:
 
     def lower_bank_field(self, node: ast.BankField) -> ir.BankField:
         typ = self.lower_type(node.type, allow_bank=False)
-        value = self.lower_expr(node.value, _Scope("bank"))
+        value = self.lower_expr(node.value, Scope("bank"))
         self.expect_type(value, typ, f"bank field `{node.name.name}`")
         return ir.BankField(name=node.name.name, type=typ, value=value, span=node.span)
 
@@ -276,7 +271,7 @@ class Lowerer:
     def constant_text(self, setting: ast.Setting | None) -> str | None:
         if setting is None:
             return None
-        value = self.lower_constant(setting.value, _Scope("option"))
+        value = self.lower_constant(setting.value, Scope("option"))
         if isinstance(value, ir.Literal) and isinstance(value.value, str):
             return value.value
         self.error("type-mismatch", f"`{setting.key.name}` takes a constant string", setting.value.span)
@@ -330,7 +325,7 @@ class Lowerer:
             return ANY
         self.in_progress.add(name)
         declaration = self.declarations[name]
-        scope = _Scope("stage", loop=declaration.loop)
+        scope = Scope("stage", loop=declaration.loop)
         node = declaration.node
         if isinstance(node, ast.LlmStage):
             stage: ir.Stage = self.lower_llm(node, scope, declaration.loop)
@@ -345,7 +340,7 @@ class Lowerer:
         self.stage_types[name] = stage.type
         return stage.type
 
-    def lower_llm(self, node: ast.LlmStage, scope: _Scope, loop: str | None) -> ir.LlmStage:
+    def lower_llm(self, node: ast.LlmStage, scope: Scope, loop: str | None) -> ir.LlmStage:
         guard = self.lower_condition(node.guard, scope) if node.guard is not None else None
         prompt = self.lower_prompt(node.body, scope)
         fallback = self.lower_prompt(node.otherwise, scope) if node.otherwise is not None else None
@@ -356,7 +351,7 @@ class Lowerer:
         return ir.LlmStage(name=node.name.name, prompt=prompt, guard=guard, fallback=fallback, loop=loop,
                            type=typ, name_span=node.name.span, span=node.span)
 
-    def lower_prompt(self, body: ast.Body, scope: _Scope, span: Span | None = None) -> ir.Prompt:
+    def lower_prompt(self, body: ast.Body, scope: Scope, span: Span | None = None) -> ir.Prompt:
         """`span`: the whole declaration for a view (`student { ... }`), so diagnostics about the view point
         at its keyword rather than at its `{`; a stage's prompt spans its body."""
         messages, options = [], []
@@ -366,7 +361,7 @@ class Lowerer:
                 messages.append(ir.Message(role=key, template=self.lower_message(setting.value, scope),
                                            span=setting.span))
             elif key in OPTIONS:
-                option = lower_option(setting, lambda raw: self.lower_constant(raw, _Scope("option")),
+                option = lower_option(setting, lambda raw: self.lower_constant(raw, Scope("option")),
                                       self.error)
                 if option is not None:
                     options.append(option)
@@ -384,7 +379,7 @@ class Lowerer:
                            "set again here", labels=(Label(seen[option.name].span, "first set here"),))
             seen.setdefault(option.name, option)
 
-    def lower_message(self, value: ast.Expr, scope: _Scope) -> ir.Template:
+    def lower_message(self, value: ast.Expr, scope: Scope) -> ir.Template:
         if isinstance(value, ast.TemplateLiteral):
             return self.lower_template(value.text, scope)
         if isinstance(value, ast.Name) and self.kind_of(value.name) == "snippet":
@@ -398,11 +393,11 @@ class Lowerer:
         return ir.Template(parts=(), span=value.span)
 
     def lower_loop(self, node: ast.LoopStage) -> ir.LoopStage:
-        outer = _Scope("stage")
+        outer = Scope("stage")
         initial = self.lower_expr(node.initial, outer)
         self.stage_types[node.name.name] = strip_optional(initial.type) if not isinstance(initial.type, AnyType) else ANY
         bound = self.loop_bound(node)
-        inner = _Scope("stage", loop=node.name.name)
+        inner = Scope("stage", loop=node.name.name)
         steps: list[str | ir.Until] = []
         nexts = [item for item in node.items if isinstance(item, ast.Next)]
         for item in node.items:
@@ -430,7 +425,7 @@ class Lowerer:
             self.error("unbounded-loop", f"loop `{node.name.name}` has no bound", node.name.span,
                        "this loop could run forever", (f"add `max N` after the initial value: `{example}`",))
             return ir.Literal(value=None, type=ANY, span=node.name.span)
-        bound = self.lower_expr(node.bound, _Scope("option"))
+        bound = self.lower_expr(node.bound, Scope("option"))
         self.expect_type(bound, INT, "a loop's bound")
         return bound
 
@@ -456,7 +451,7 @@ class Lowerer:
 
     def lower_student(self) -> ir.Prompt | None:
         views = self.items(ast.StudentView)
-        return self.lower_prompt(views[0].body, _Scope("student"), views[0].span) if views else None
+        return self.lower_prompt(views[0].body, Scope("student"), views[0].span) if views else None
 
     def lower_teacher(self) -> ir.TeacherChain | ir.Prompt | None:
         views = self.items(ast.TeacherTemplate) + self.items(ast.TeacherChain)
@@ -464,7 +459,7 @@ class Lowerer:
             return None
         view = min(views, key=lambda item: item.span.start)
         if isinstance(view, ast.TeacherTemplate):
-            return self.lower_prompt(view.body, _Scope("teacher"), view.span)
+            return self.lower_prompt(view.body, Scope("teacher"), view.span)
         for name in view.names:
             self.check_teacher_source(name)
         return ir.TeacherChain(stages=tuple(name.name for name in view.names), span=view.span)
@@ -478,259 +473,15 @@ class Lowerer:
             self.error("unknown-name", f"unknown stage `{name.name}`", name.span, "not defined",
                        did_you_mean(name.name, llm_names))
         elif kind != "llm":
-            self.error("teacher-not-llm", f"the teacher context must come from an LLM stage, and `{name.name}` is a {_KIND_WORDS[kind]}",
+            self.error("teacher-not-llm", f"the teacher context must come from an LLM stage, and `{name.name}` is a {KIND_WORDS[kind]}",
                        name.span, "not an LLM stage",
                        ("the teacher sees the rendered messages of an `llm` stage, or of an explicit `teacher { ... }`",))
 
     def lower_single(self, kind: type, context: str) -> ir.Expr | None:
         found = self.items(kind)
-        return self.lower_expr(found[0].value, _Scope(context)) if found else None
-
-    # ---- templates ------------------------------------------------------------------------------------------------
-
-    def expand_snippet(self, name: str, span: Span, scope: _Scope) -> ir.Template:
-        """A snippet's template, filled in where it is used. A snippet that includes itself (directly or
-        through others) is reported, as is a chain of snippets too deep to expand; the use is left empty."""
-        if name in self.expanding or len(self.expanding) >= _MAX_SNIPPET_DEPTH:
-            chain = " → ".join(f"`{item}`" for item in [*self.expanding[self.expanding.index(name):], name]) \
-                if name in self.expanding else ""
-            if chain:
-                self.error("cycle", f"snippet `{name}` includes itself: {chain}", span, "included again here",
-                           ("a snippet may use other snippets, but not itself",))
-            else:
-                self.error("syntax-error", f"snippets include each other more than {_MAX_SNIPPET_DEPTH} levels "
-                           "deep", span, "nested too deeply")
-            return ir.Template(parts=(), span=span)
-        self.expanding.append(name)
-        try:
-            return self.lower_template(self.declarations[name].node.text, scope)
-        finally:
-            self.expanding.pop()
-
-    def lower_template(self, text: ast.Text, scope: _Scope) -> ir.Template:
-        source = self.sources[text.span.file]
-        parts, errors = parse_template(text, source)
-        self.diagnostics.extend(errors)
-        return ir.Template(parts=self.lower_parts(parts, scope), span=text.span)
-
-    def lower_parts(self, parts: tuple[Part, ...], scope: _Scope) -> tuple[ir.Part, ...]:
-        return tuple(self.lower_part(part, scope) for part in parts)
-
-    def lower_part(self, part: Part, scope: _Scope) -> ir.Part:
-        if isinstance(part, TextPart):
-            return ir.TextPart(value=part.value, span=part.span)
-        if isinstance(part, PlaceholderPart):
-            return ir.ValuePart(value=self.lower_placeholder(part, scope), span=part.span)
-        if isinstance(part, IfPart):
-            condition = self.lower_expr(part.condition, scope)
-            inside = scope.narrowed(_presence_names(part.condition))
-            return ir.IfPart(condition=condition, then=self.lower_parts(part.then, inside),
-                             otherwise=self.lower_parts(part.otherwise, scope), span=part.span)
-        iterable = self.lower_expr(part.iterable, scope)
-        item = self.item_type(iterable, "`{for}` iterates over")
-        return ir.ForPart(variable=part.variable.name, iterable=iterable,
-                          body=self.lower_parts(part.body, scope.bind(part.variable.name, item)), span=part.span)
-
-    def lower_placeholder(self, part: PlaceholderPart, scope: _Scope) -> ir.Expr:
-        value = self.lower_expr(part.expr, scope)
-        typ = value.type
-        # The hints spell out the fix with the names actually written (`{if hint}...{hint}...{end}`).
-        named = isinstance(part.expr, (ast.Name, ast.FieldAccess))
-        written = _describe(part.expr).strip("`") if named else ""
-        if isinstance(typ, Optional_):
-            hint = (f"show it only when present: {{if {written}}}...{{{written}}}...{{end}}" if written else
-                    "show it only when present, inside {if CONDITION}...{end} testing the absent value")
-            self.error("optional-placeholder", f"{_describe(part.expr)} may be absent here", part.expr.span,
-                       f"{typ}", (hint,))
-        elif isinstance(typ, ListOf):
-            shown = written or "LIST"
-            hint = f"repeat a segment with {{for item in {shown}}}...{{item}}...{{end}}"
-            if typ.item == TEXT:
-                hint += f", or print join({shown}, \", \")"
-            self.error("placeholder-type", f"a list cannot be printed directly ({typ})", part.expr.span, "a list",
-                       (hint,))
-        elif isinstance(typ, Record):
-            fields = [f"{{{written or 'entry'}.{name}}}" for name, _ in typ.fields]
-            self.error("placeholder-type", f"a {typ} cannot be printed directly", part.expr.span, "not printable",
-                       ("print one of its fields: " + " or ".join(fields[:3]),))
-        elif isinstance(typ, Bank):
-            self.error("placeholder-type", f"a memory bank ({typ}) cannot be printed directly",
-                       part.expr.span, "not printable",
-                       (f"print entries found with retrieve({written or 'BANK'}, QUERY) in "
-                        "{for case in ...}...{case.FIELD}...{end}",))
-        return value
-
-    # ---- expressions ---------------------------------------------------------------------------------------------------
-
-    def lower_condition(self, node: ast.Expr, scope: _Scope) -> ir.Expr:
-        value = self.lower_expr(node, scope)
-        if not unify(BOOL, strip_optional(value.type), {}):
-            self.error("type-mismatch", f"a condition must be bool, but this is {value.type}", node.span,
-                       f"this is {value.type}", ("test text or lists with nonempty(...)",))
-        return value
-
-    def lower_expr(self, node: ast.Expr, scope: _Scope) -> ir.Expr:
-        return getattr(self, f"lower_{type(node).__name__}")(node, scope)
-
-    def lower_Number(self, node: ast.Number, scope: _Scope) -> ir.Expr:
-        return ir.Literal(value=node.value, type=INT if isinstance(node.value, int) else FLOAT, span=node.span)
-
-    def lower_Boolean(self, node: ast.Boolean, scope: _Scope) -> ir.Expr:
-        return ir.Literal(value=node.value, type=BOOL, span=node.span)
-
-    def lower_TemplateLiteral(self, node: ast.TemplateLiteral, scope: _Scope) -> ir.Expr:
-        template = self.lower_template(node.text, scope)
-        if all(isinstance(part, ir.TextPart) for part in template.parts):
-            text = "".join(part.value for part in template.parts)
-            return ir.Literal(value=text, type=TEXT, span=node.span)
-        return ir.TemplateExpr(template=template, type=TEXT, span=node.span)
-
-    def lower_constant(self, node: ast.Expr, scope: _Scope) -> ir.Expr:
-        """An option value or a parameter default. These are constants, so a string literal there is taken
-        verbatim, never as a template: a regex (`"[0-9]{3}"`) or a JSON schema (`{"type": "object"}`)
-        needs no doubled braces, and its braces are not mistaken for placeholders."""
-        if isinstance(node, ast.TemplateLiteral):
-            return ir.Literal(value=node.text.value, type=TEXT, span=node.span)
-        if isinstance(node, ast.ListLiteral):
-            return self.typed_list(tuple(self.lower_constant(item, scope) for item in node.items), node.span)
-        return self.lower_expr(node, scope)
-
-    def lower_ListLiteral(self, node: ast.ListLiteral, scope: _Scope) -> ir.Expr:
-        return self.typed_list(tuple(self.lower_expr(item, scope) for item in node.items), node.span)
-
-    def typed_list(self, items: tuple[ir.Expr, ...], span: Span) -> ir.Expr:
-        item_type: Type = ANY
-        for item in items:
-            if isinstance(item_type, AnyType):
-                item_type = item.type
-            elif not unify(item_type, item.type, {}):
-                self.error("type-mismatch", f"list items must share one type: {item_type} and {item.type}", item.span,
-                           f"this is {item.type}")
-        typ = ListOf(item_type)
-        if all(isinstance(item, ir.Literal) for item in items):
-            return ir.Literal(value=tuple(item.value for item in items), type=typ, span=span)
-        return ir.ListExpr(items=items, type=typ, span=span)
-
-    def lower_Name(self, node: ast.Name, scope: _Scope) -> ir.Expr:
-        name = node.name
-        if name in scope.locals:
-            return ir.Ref(name=name, kind="local", type=scope.locals[name], span=node.span)
-        if name == "student" and scope.context in _CONTEXTS_SEEING_STUDENT:
-            return ir.Ref(name=name, kind="student", type=TEXT, span=node.span)
-        if name == "output" and scope.context == "grade":
-            return ir.Ref(name=name, kind="output", type=self.output_type, span=node.span)
-        kind = self.kind_of(name)
-        if kind is None:
-            return self.unknown_name(node, scope)
-        if kind == "snippet":
-            return ir.TemplateExpr(template=self.expand_snippet(name, node.span, scope), type=TEXT, span=node.span)
-        if scope.context in ("option", "param") and kind != "param":
-            self.error("not-constant", f"`{name}` is not a constant", node.span, _article(_KIND_WORDS[kind]),
-                       ("options and defaults may use literals and `param`s only",))
-            return ir.Ref(name=name, kind=_REF_KIND[kind], type=ANY, span=node.span)
-        typ = self.type_of(name, kind, scope)
-        if name in scope.present:
-            typ = strip_optional(typ)
-        return ir.Ref(name=name, kind=_REF_KIND[kind], type=typ, span=node.span)
-
-    def unknown_name(self, node: ast.Name, scope: _Scope) -> ir.Expr:
-        if node.name in self.rejected or self.missing_imports:
-            return ir.Ref(name=node.name, kind="input", type=ANY, span=node.span)
-        hints = did_you_mean(node.name, [*self.declarations, *scope.locals])
-        if node.name == "student":
-            hints = ("the student's completion is visible only to `output` and `student_output`",)
-        elif node.name == "output":
-            hints = ("`output` is visible only to `grade`",)
-        self.error("unknown-name", f"unknown name `{node.name}`", node.span, "not defined", hints)
-        return ir.Ref(name=node.name, kind="input", type=ANY, span=node.span)
-
-    def kind_of(self, name: str) -> str | None:
-        declaration = self.declarations.get(name)
-        return declaration.kind if declaration else None
-
-    def type_of(self, name: str, kind: str, scope: _Scope) -> Type:
-        if kind == "input":
-            return self.input_type(name)
-        if kind == "param":
-            return self.lower_type(self.declarations[name].node.type, allow_bank=False, report=False)
-        if kind == "bank":
-            node = self.declarations[name].node
-            return Bank(Record(tuple((f.name.name, self.lower_type(f.type, allow_bank=False, report=False))
-                                     for f in node.fields)))
-        typ = self.lower_stage(name)
-        if kind == "loop" and scope.loop == name:
-            return typ  # the loop-carried value inside its own body
-        inner_loop = self.declarations[name].loop
-        if inner_loop is not None and inner_loop != scope.loop:
-            return make_optional(typ)  # seen from outside, a loop's stage may not have run
-        return typ
-
-    def lower_FieldAccess(self, node: ast.FieldAccess, scope: _Scope) -> ir.Expr:
-        value = self.lower_expr(node.value, scope)
-        base = strip_optional(value.type)
-        typ: Type = ANY
-        if isinstance(base, Record):
-            found = base.field(node.field.name)
-            if found is None:
-                self.error("unknown-field", f"{_describe(node.value)} has no field `{node.field.name}`", node.field.span,
-                           "no such field", did_you_mean(node.field.name, [name for name, _ in base.fields]))
-            else:
-                typ = make_optional(found) if isinstance(value.type, Optional_) else found
-        elif not isinstance(base, AnyType):
-            self.error("unknown-field", f"{_describe(node.value)} is {base}, which has no fields", node.field.span,
-                       "no such field")
-        return ir.FieldRef(value=value, field=node.field.name, type=typ, span=node.span)
-
-    def lower_Comprehension(self, node: ast.Comprehension, scope: _Scope) -> ir.Expr:
-        iterable = self.lower_expr(node.iterable, scope)
-        item = self.item_type(iterable, "a comprehension iterates over")
-        element = self.lower_expr(node.element, scope.bind(node.variable.name, item))
-        typ: Type = ListOf(element.type)
-        if isinstance(iterable.type, Optional_):
-            typ = make_optional(typ)
-        return ir.ComprehensionExpr(variable=node.variable.name, iterable=iterable, element=element, type=typ,
-                                    span=node.span)
-
-    def item_type(self, iterable: ir.Expr, what: str) -> Type:
-        base = strip_optional(iterable.type)
-        if isinstance(base, ListOf):
-            return base.item
-        if not isinstance(base, AnyType):
-            self.error("type-mismatch", f"{what} a list, but this is {iterable.type}", iterable.span,
-                       f"this is {iterable.type}")
-        return ANY
-
-    def lower_Not(self, node: ast.Not, scope: _Scope) -> ir.Expr:
-        operand = self.lower_condition(node.operand, scope)
-        return ir.NotExpr(operand=operand, type=BOOL, span=node.span)
-
-    def lower_Logical(self, node: ast.Logical, scope: _Scope) -> ir.Expr:
-        left = self.lower_condition(node.left, scope)
-        right = self.lower_condition(node.right, scope)
-        return ir.LogicExpr(operator=node.operator, left=left, right=right, type=BOOL, span=node.span)
-
-    def lower_Comparison(self, node: ast.Comparison, scope: _Scope) -> ir.Expr:
-        left = self.lower_expr(node.left, scope)
-        right = self.lower_expr(node.right, scope)
-        left_type, right_type = strip_optional(left.type), strip_optional(right.type)
-        numeric = {INT, FLOAT}
-        if node.operator in ("==", "!="):
-            compatible = unify(left_type, right_type, {}) or unify(right_type, left_type, {})
-        else:
-            compatible = all(isinstance(t, AnyType) or t in numeric for t in (left_type, right_type))
-        if not compatible:
-            self.error("type-mismatch", f"cannot compare {left.type} {node.operator} {right.type}", node.span,
-                       "incompatible operands")
-        return ir.CompareExpr(operator=node.operator, left=left, right=right, type=BOOL, span=node.span)
-
-    def lower_Call(self, node: ast.Call, scope: _Scope) -> ir.Expr:
-        from harnessc.calls import bind_call
-
-        return bind_call(self, node, scope)
-
+        return self.lower_expr(found[0].value, Scope(context)) if found else None
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_MAX_SNIPPET_DEPTH = 16  # snippets filled in one inside the other
 _MAX_LOWERING_DEPTH = 40  # stages lowered recursively, one inside the other (each takes ~10 Python frames)
 _DECLARATION_KINDS = {
     ast.InputDecl: "input", ast.ParamDecl: "param", ast.SnippetDecl: "snippet", ast.BankDecl: "bank",
@@ -740,40 +491,15 @@ _SINGLE_DECLARATIONS = {
     ast.StudentView: "the student view", ast.OutputDecl: "`output`", ast.StudentOutputDecl: "`student_output`",
     ast.GradeDecl: "`grade`", (ast.TeacherTemplate, ast.TeacherChain): "the teacher view",
 }
-_REF_KIND = {"input": "input", "param": "param", "bank": "bank", "llm": "stage", "let": "stage", "loop": "loop"}
-_KIND_WORDS = {"input": "input", "param": "parameter", "snippet": "snippet", "bank": "memory bank",
-               "llm": "LLM stage", "let": "`let` stage", "loop": "loop"}
 _BANK_SETTINGS = ("search", "label", "file")
 # Names that the language itself gives a meaning: what they mean, and a name to suggest instead.
 _RESERVED_NAMES = {"student": ("the student view and its completion", "attempt"),
                    "output": ("the harness's answer (`output = ...`)", "answer")}
 
 
-def _article(words: str) -> str:
-    return ("an " if words[0] in "aeiouAEIOU" or words.startswith("LLM") else "a ") + words
 # Type names from other languages, mapped to the harness language's own (for the "unknown type" hint).
 _TYPE_SYNONYMS = {"string": "text", "str": "text", "integer": "int", "boolean": "bool", "number": "float",
                   "double": "float", "array": "list[T]", "dict": "record{...}", "object": "record{...}"}
-
-
-def _presence_names(condition: ast.Expr) -> set[str]:
-    """Names that `{if condition}` proves present: the condition itself or a conjunction of them."""
-    if isinstance(condition, ast.Name):
-        return {condition.name}
-    if isinstance(condition, ast.Logical) and condition.operator == "and":
-        return _presence_names(condition.left) | _presence_names(condition.right)
-    if isinstance(condition, ast.Call) and condition.function.name == "nonempty" and len(condition.arguments) == 1:
-        return _presence_names(condition.arguments[0])
-    return set()
-
-
-def _describe(node: ast.Expr) -> str:
-    if isinstance(node, ast.Name):
-        return f"`{node.name}`"
-    if isinstance(node, ast.FieldAccess):
-        inner = _describe(node.value).strip("`")
-        return f"`{inner}.{node.field.name}`"
-    return "this value"
 
 
 def lower_module(module: ast.Module, snippets: Mapping[str, ast.SnippetDecl], sources: Mapping[str, SourceFile],
