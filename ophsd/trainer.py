@@ -35,6 +35,7 @@ from harnessc.runtime.trace import ExampleRecord
 from ophsd.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from ophsd.config import TrainConfig, param_overrides
 from ophsd.context import DistillBatch, DistillExample, TeacherContextBuilder
+from ophsd.distributed import Distributed
 from ophsd.losses import DivergenceSpec, chunked_divergence
 from ophsd.metrics import MetricsLog
 from ophsd.model import Teacher, completion_hidden, engine_state_dict, load_policy, output_head
@@ -67,7 +68,8 @@ class Trainer:
                                   require_oracles=True)
         if not self.rows:
             raise ValueError(f"{config.data} has no rows")
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.dist = Distributed.create()
+        self.device = self.dist.device
         self.model_path = config.model or _default_model()
         self.policy, self.tokenizer = load_policy(config, self.model_path, self.device)
         self.teacher = Teacher.create(config, self.policy)  # before any checkpoint: frozen = initial weights
@@ -95,7 +97,8 @@ class Trainer:
         self.engine = (engine_factory or _create_engine)(self, config, self.model_path)
         if resume and config.engine == "vllm":
             self.engine.load_weights(engine_state_dict(self.policy))
-        self.metrics = MetricsLog(self.out, tensorboard=config.tensorboard, truncate_after=self.step)
+        self.metrics = MetricsLog(self.out, tensorboard=config.tensorboard, truncate_after=self.step) \
+            if self.dist.is_main else None
         self.probe: DistillBatch | None = None
         self.initial_probe: float | None = None
 
@@ -169,33 +172,41 @@ class Trainer:
 
     def train_step(self) -> dict[str, Any]:
         step, phases = self.step, Phases()
-        rows = self.batch_rows(step)
+        batch_rows = self.batch_rows(step)
+        rows = self.dist.shard(batch_rows)  # this process's share (all of it without a launcher)
         with phases("rollout"):
             requests, completions, student_records = self.rollout(rows, step)
         with phases("harness"):
             records = self.run_harness(rows, step)
         batch = self.builder.build(self.distill_examples(requests, completions, records))
         grad_norm, skipped, loss_value = float("nan"), True, float("nan")
-        if batch.tokens:
-            with phases("teacher"):
-                teacher_hidden = self.teacher_hidden(batch)
-            with phases("student"):  # forward, the chunked loss (teacher head included) and backward
-                loss = self.divergence(batch, teacher_hidden, grad=True).mean()
-                loss.backward()
-            loss_value = loss.item()
+        tokens = self.dist.sum(batch.tokens)  # the loss is a mean over every process's completion tokens
+        if tokens:
+            loss_sum = 0.0
+            if batch.tokens:
+                with phases("teacher"):
+                    teacher_hidden = self.teacher_hidden(batch)
+                with phases("student"):  # forward, the chunked loss (teacher head included) and backward
+                    loss = self.divergence(batch, teacher_hidden, grad=True).sum() / tokens
+                    loss.backward()
+                loss_sum = loss.item()
+            loss_value = self.dist.sum(loss_sum)
             with phases("update"):
                 grad_norm, skipped = self._update()
         self.optimizer.zero_grad(set_to_none=True)
         with phases("weight_push"):
             if not skipped and self.config.engine == "vllm":
                 self.engine.load_weights(engine_state_dict(self.policy))
-        self._grow_banks(rows)
+        self._grow_banks(batch_rows)
         self.step += 1
-        return self._step_metrics(batch, loss_value, grad_norm, skipped, completions, records, student_records,
-                                  phases)
+        metrics = self._step_metrics(batch, loss_value, grad_norm, skipped, completions, records, student_records,
+                                     phases)
+        metrics["tokens"] = int(tokens)
+        return metrics
 
     def _update(self) -> tuple[float, bool]:
         params = [param for param in self.policy.parameters() if param.requires_grad]
+        self.dist.sum_gradients(params)
         norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm).item()
         if not math.isfinite(norm):
             return norm, True  # a non-finite gradient would poison the weights: skip this step
@@ -246,23 +257,29 @@ class Trainer:
     # ---- the loop and checkpoints -----------------------------------------------------------------------------------
 
     def train(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n", encoding="utf-8")
         history = []
         if self.step == 0 and self.config.probe_size:
             self.initial_probe = self.probe_divergence()  # the reference point: the initial weights
-            self.metrics.write({"step": 0, "probe_divergence": self.initial_probe})
+            if self.dist.is_main:
+                self.metrics.write({"step": 0, "probe_divergence": self.initial_probe})
         while self.step < self.config.max_steps:
             metrics = self.train_step()
             if self.config.probe_size and (self.step % self.config.probe_every == 0 or self.step == 1):
                 metrics["probe_divergence"] = self.probe_divergence()
-            self.metrics.write(metrics)
+            if self.dist.is_main:
+                self.metrics.write(metrics)
             history.append(metrics)
             if progress:
                 progress(metrics)
             if self.step % self.config.save_every == 0 or self.step == self.config.max_steps:
-                save_checkpoint(self)
-        self.metrics.close()
+                if self.dist.is_main:
+                    save_checkpoint(self)
+                self.dist.barrier()
+        if self.metrics is not None:
+            self.metrics.close()
         return history
 
     def _resume(self) -> None:
