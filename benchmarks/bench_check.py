@@ -102,30 +102,32 @@ class _Generator:
         name, fallback = self.name(), self.name()
         read = self.earlier(0)[0]
         self.lines += [
-            f"llm {name} when contains({read}, \"?\") {{",
+            f'llm {name} when contains({read}, "?") {{',
             f'  user "Answer the question in: {{{read}}}"',
             "  max_tokens tokens",
             "}",
-            f"let {fallback} = join([strip_think({read}), \"{{if {name}}}{{{name}}}{{end}}\"], \"\\n\")",
+            f'let {fallback} = join([strip_think({read}), "{{if {name}}}{{{name}}}{{end}}"], "\\n")',
         ]
         self.texts.append(fallback)
 
     def let(self) -> None:
         name, reads = self.name(), self.earlier()
-        value = self.rng.choice([
-            f"strip_think({reads[0]})",
-            f"extract_boxed({reads[0]})",
-            f"join([{', '.join(reads)}], \"\\n---\\n\")",
-            f"lower(strip({reads[0]}))",
-            f"join(split({reads[0]}, \";\"), \", \")",
-        ])
+        value = self.rng.choice(
+            [
+                f"strip_think({reads[0]})",
+                f"extract_boxed({reads[0]})",
+                f'join([{", ".join(reads)}], "\\n---\\n")',
+                f"lower(strip({reads[0]}))",
+                f'join(split({reads[0]}, ";"), ", ")',
+            ]
+        )
         self.lines.append(f"let {name} = {value}")
         self.texts.append(name)
 
     def flag(self) -> None:
         """A bool `let` and a stage guarded by it (so that every flag is read)."""
         name, reads = self.name(), self.earlier(1)
-        self.lines.append(f"let {name} = nonempty({reads[0]}) and not contains({reads[-1]}, \"unsure\")")
+        self.lines.append(f'let {name} = nonempty({reads[0]}) and not contains({reads[-1]}, "unsure")')
         self.flags.append(name)
         self.guarded()
 
@@ -152,7 +154,7 @@ class _Generator:
             f'    user "Critique:\\n{{{name}}}\\nEnd with APPROVED if it is right."',
             "    max_tokens tokens",
             "  }",
-            f"  until contains({critique}, \"APPROVED\")",
+            f'  until contains({critique}, "APPROVED")',
             f"  llm {revise} {{",
             f'    user "Revise:\\n{{{name}}}\\nCritique:\\n{{{critique}}}"',
             "    max_tokens tokens",
@@ -184,7 +186,11 @@ def generate(stages: int, seed: int = 0) -> str:
     gen.texts.append("s0")
     gen.last_llm = "s0"
     makers: list[tuple[Callable[[], None], int, int]] = [  # (maker, weight, stages it adds)
-        (gen.llm, 30, 1), (gen.guarded, 12, 1), (gen.let, 30, 1), (gen.flag, 8, 2), (gen.optional, 6, 2),
+        (gen.llm, 30, 1),
+        (gen.guarded, 12, 1),
+        (gen.let, 30, 1),
+        (gen.flag, 8, 2),
+        (gen.optional, 6, 2),
         (gen.sampled, 4, 2),
     ]
     while gen.count + 1 < stages:
@@ -242,8 +248,15 @@ def measure(text: str, repeat: int) -> dict[str, float]:
     if diagnostics:
         shown = [(item.code, str(item.span)) for item in diagnostics][:5]
         raise SystemExit(f"the generated harness is not clean: {shown}")
-    return {"stages": len(harness.stages), "lines": text.count("\n"), "parse": parse_s, "lower": lower_s,
-            "checks": checks_s, "total": total_s, "wall": wall_s}
+    return {
+        "stages": len(harness.stages),
+        "lines": text.count("\n"),
+        "parse": parse_s,
+        "lower": lower_s,
+        "checks": checks_s,
+        "total": total_s,
+        "wall": wall_s,
+    }
 
 
 def table(rows: list[dict[str, float]]) -> str:
@@ -252,11 +265,21 @@ def table(rows: list[dict[str, float]]) -> str:
     lines = [" | ".join(header), " | ".join("---:" for _ in header)]
     for row in rows:
         per_stage = row["total"] / row["stages"]
-        lines.append(" | ".join([
-            f"{row['stages']:,}", f"{row['lines']:,}", f"{row['wall']:.3f}", f"{row['total']:.3f}",
-            f"{row['parse']:.3f}", f"{row['lower']:.3f}", f"{row['checks']:.3f}", f"{per_stage * 1e6:.0f}",
-            f"{per_stage / base:.2f}",
-        ]))
+        lines.append(
+            " | ".join(
+                [
+                    f"{row['stages']:,}",
+                    f"{row['lines']:,}",
+                    f"{row['wall']:.3f}",
+                    f"{row['total']:.3f}",
+                    f"{row['parse']:.3f}",
+                    f"{row['lower']:.3f}",
+                    f"{row['checks']:.3f}",
+                    f"{per_stage * 1e6:.0f}",
+                    f"{per_stage / base:.2f}",
+                ]
+            )
+        )
     return "\n".join("| " + line + " |" for line in lines)
 
 
@@ -283,8 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     compile_source(generate(10), PATH)  # build the Lark parser once, outside the timings
     rows = [measure(generate(size), args.repeat) for size in args.sizes]
-    print(f"Python {platform.python_version()} on {platform.machine()}, best of {args.repeat}; "
-          "parse, lower, checks and µs/stage are CPU seconds (time.process_time)")
+    print(
+        f"Python {platform.python_version()} on {platform.machine()}, best of {args.repeat}; "
+        "parse, lower, checks and µs/stage are CPU seconds (time.process_time)"
+    )
     print(table(rows))
     return 0
 

@@ -115,8 +115,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=16)
     parser.add_argument("--engine", choices=("vllm", "transformers"), default=None)
     parser.add_argument("--model", default=None, help="default: the embedded SmolLM2-135M-Instruct")
-    parser.add_argument("--set", dest="overrides", action="append", default=["plan_tokens=256", "solve_tokens=384"],
-                        help="harness parameter overrides (default: plan_tokens=256 solve_tokens=384)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=["plan_tokens=256", "solve_tokens=384"],
+        help="harness parameter overrides (default: plan_tokens=256 solve_tokens=384)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
 
@@ -133,8 +138,9 @@ def main() -> None:
     results = [measure("(a) executor", lambda: _run(StageSynchronousExecutor(program, recorder), rows, recorder))]
     interpreter_rows = rows[: args.interpreter_examples]
     single = RecordingEngine(engine)
-    results.append(measure("(b) interpreter", lambda: _run(PerExampleInterpreter(program, single), interpreter_rows,
-                                                           single)))
+    results.append(
+        measure("(b) interpreter", lambda: _run(PerExampleInterpreter(program, single), interpreter_rows, single))
+    )
     front = BatchingFront(engine)
     results.append(measure(f"(c) {args.threads} threads", lambda: _threads(program, front, rows, args.threads)))
     front.close()
@@ -143,8 +149,19 @@ def main() -> None:
     ratios = {"a/b": rate["(a)"] / rate["(b)"], "a/c": rate["(a)"] / rate["(c)"], "a/d": rate["(a)"] / rate["(d)"]}
     machine = f"{platform.processor() or platform.machine()}, {platform.python_version()}, engine {engine.name}"
     if args.json:
-        print(json.dumps({"results": results, "ratios": ratios, "machine": machine, "examples": len(rows),
-                          "engine_calls_a": len(recorder.batches), "engine_calls_c": front.calls}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "results": results,
+                    "ratios": ratios,
+                    "machine": machine,
+                    "examples": len(rows),
+                    "engine_calls_a": len(recorder.batches),
+                    "engine_calls_c": front.calls,
+                },
+                indent=2,
+            )
+        )
         return
     print(f"{Path(args.harness).stem}, {len(rows)} examples ({len(interpreter_rows)} for (b)), {machine}")
     print(f"{'way':<18} {'tokens':>8} {'seconds':>9} {'tokens/s':>9}")

@@ -85,15 +85,23 @@ def loss_once(path: str, variant: str) -> dict:
     loss.backward()
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"variant": variant, "seconds": seconds, "peak_growth_mb": (peak - baseline) / 1024, "loss": loss.item(),
-            "tokens": batch * completion, "vocab": vocab}
+    return {
+        "variant": variant,
+        "seconds": seconds,
+        "peak_growth_mb": (peak - baseline) / 1024,
+        "loss": loss.item(),
+        "tokens": batch * completion,
+        "vocab": vocab,
+    }
 
 
 def bench_loss(path: str) -> list[dict]:
     results = []
     for variant in ("naive", "chunked"):
-        code = (f"import json, sys; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'benchmarks')!r});"
-                f"import bench_train; print(json.dumps(bench_train.loss_once({path!r}, {variant!r})))")
+        code = (
+            f"import json, sys; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'benchmarks')!r});"
+            f"import bench_train; print(json.dumps(bench_train.loss_once({path!r}, {variant!r})))"
+        )
         output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         results.append(json.loads(output.stdout.strip().splitlines()[-1]))
     return results
@@ -107,16 +115,26 @@ def bench_steps(path: str, engine: str, steps: int) -> dict:
     from ophsd.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as out:
-        config = TrainConfig(harness=str(REPO / "harnesses/opsd.harness"), data=str(REPO / "examples/data/math.jsonl"),
-                             output=out, model=path, max_steps=steps, batch_size=4, max_new_tokens=64,
-                             rollout_temperature=1.0, learning_rate=1e-6, probe_size=0, save_every=10_000,
-                             tensorboard=False, engine=engine,
-                             engine_options={"max_model_len": 1024} if engine == "vllm" or "tiny" in path else {})
+        config = TrainConfig(
+            harness=str(REPO / "harnesses/opsd.harness"),
+            data=str(REPO / "examples/data/math.jsonl"),
+            output=out,
+            model=path,
+            max_steps=steps,
+            batch_size=4,
+            max_new_tokens=64,
+            rollout_temperature=1.0,
+            learning_rate=1e-6,
+            probe_size=0,
+            save_every=10_000,
+            tensorboard=False,
+            engine=engine,
+            engine_options={"max_model_len": 1024} if engine == "vllm" or "tiny" in path else {},
+        )
         trainer = Trainer(config)
         history = trainer.train()
     timed = history[1:] or history
-    phases = {name: sum(row["seconds"].get(name, 0.0) for row in timed) / len(timed)
-              for name in timed[0]["seconds"]}
+    phases = {name: sum(row["seconds"].get(name, 0.0) for row in timed) / len(timed) for name in timed[0]["seconds"]}
     per_step = sum(phases.values())
     tokens = sum(row["tokens"] for row in timed) / len(timed)
     return {"engine": engine, "seconds_per_step": per_step, "phases": phases, "loss_tokens_per_s": tokens / per_step}
@@ -132,23 +150,31 @@ def main() -> None:
         path = model_path(name)
         losses = bench_loss(path)
         naive, chunked = losses
-        print(f"\n## {name}: the loss (4 x 64 completion tokens, vocabulary {naive['vocab']:,}, fp32, forward+backward)")
+        print(
+            f"\n## {name}: the loss (4 x 64 completion tokens, vocabulary {naive['vocab']:,}, fp32, forward+backward)"
+        )
         print(f"{'variant':<9} {'seconds':>8} {'peak growth MB':>15} {'loss':>10}")
         for row in losses:
             print(f"{row['variant']:<9} {row['seconds']:>8.2f} {row['peak_growth_mb']:>15.0f} {row['loss']:>10.4f}")
-        print(f"chunked/naive: time {chunked['seconds'] / naive['seconds']:.2f}, "
-              f"peak memory {chunked['peak_growth_mb'] / max(naive['peak_growth_mb'], 1):.2f}")
+        print(
+            f"chunked/naive: time {chunked['seconds'] / naive['seconds']:.2f}, "
+            f"peak memory {chunked['peak_growth_mb'] / max(naive['peak_growth_mb'], 1):.2f}"
+        )
         print(f"\n## {name}: steps of `ophsd train` (OPSD harness, batch 4, 64 tokens)")
         rows = [bench_steps(path, engine, args.steps) for engine in args.engines]
         phases = list(rows[0]["phases"])
         print(f"{'engine':<13} {'s/step':>7} " + " ".join(f"{phase:>11}" for phase in phases))
         for row in rows:
-            print(f"{row['engine']:<13} {row['seconds_per_step']:>7.2f} "
-                  + " ".join(f"{row['phases'].get(phase, 0.0):>11.2f}" for phase in phases))
+            print(
+                f"{row['engine']:<13} {row['seconds_per_step']:>7.2f} "
+                + " ".join(f"{row['phases'].get(phase, 0.0):>11.2f}" for phase in phases)
+            )
         if name == "smollm2":
             for row in rows:
-                print(f"TRL SDFT reference {TRL_SDFT_SECONDS} s/step / {row['engine']} "
-                      f"{row['seconds_per_step']:.2f} s/step = {TRL_SDFT_SECONDS / row['seconds_per_step']:.2f}x")
+                print(
+                    f"TRL SDFT reference {TRL_SDFT_SECONDS} s/step / {row['engine']} "
+                    f"{row['seconds_per_step']:.2f} s/step = {TRL_SDFT_SECONDS / row['seconds_per_step']:.2f}x"
+                )
 
 
 if __name__ == "__main__":

@@ -42,11 +42,24 @@ def split_data() -> tuple[Path, Path]:
     return train, test
 
 
-def evaluate(name: str, harness: str, test: Path, train: Path, engine: str, model: str | None,
-             student_only: bool) -> float:
+def evaluate(
+    name: str, harness: str, test: Path, train: Path, engine: str, model: str | None, student_only: bool
+) -> float:
     out = OUT / f"eval-{name}.jsonl"
-    command = ["harnessc", "run", harness, "--data", str(test), "--out", str(out), "--engine", engine,
-               "--format", "json", "--resume"]
+    command = [
+        "harnessc",
+        "run",
+        harness,
+        "--data",
+        str(test),
+        "--out",
+        str(out),
+        "--engine",
+        engine,
+        "--format",
+        "json",
+        "--resume",
+    ]
     command += ["--student-only"] if student_only else ["--bank", f"cases={train}"]
     command += ["--model", model] if model else []
     print("+", " ".join(command), flush=True)
@@ -57,11 +70,34 @@ def evaluate(name: str, harness: str, test: Path, train: Path, engine: str, mode
 def train_run(name: str, harness: str, train: Path, args: argparse.Namespace) -> str:
     run_dir = OUT / name
     if not (run_dir / "checkpoints").exists():
-        sh("ophsd", "train", "--harness", harness, "--data", str(train), "--output", str(run_dir),
-           "--max-steps", str(args.steps), "--engine", args.engine, "--set", f"batch_size={args.batch_size}",
-           "--set", f"learning_rate={args.learning_rate}", "--set", "max_new_tokens=64",
-           "--set", "harness_max_tokens=64", "--set", f"save_every={args.steps}", "--set", "probe_size=4",
-           "--set", f"seed={args.seed}")
+        sh(
+            "ophsd",
+            "train",
+            "--harness",
+            harness,
+            "--data",
+            str(train),
+            "--output",
+            str(run_dir),
+            "--max-steps",
+            str(args.steps),
+            "--engine",
+            args.engine,
+            "--set",
+            f"batch_size={args.batch_size}",
+            "--set",
+            f"learning_rate={args.learning_rate}",
+            "--set",
+            "max_new_tokens=64",
+            "--set",
+            "harness_max_tokens=64",
+            "--set",
+            f"save_every={args.steps}",
+            "--set",
+            "probe_size=4",
+            "--set",
+            f"seed={args.seed}",
+        )
     checkpoint = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
     return str(checkpoint / "model")
 
@@ -83,8 +119,7 @@ def main() -> None:
         "base + draft_verify": evaluate("base-harness", draft_verify, test, train, args.engine, None, False),
         "OPSD (student view)": evaluate("opsd-student", opsd, test, train, args.engine, opsd_model, True),
         "OPHSD (student view)": evaluate("ophsd-student", draft_verify, test, train, args.engine, ophsd_model, True),
-        "OPHSD + draft_verify": evaluate("ophsd-harness", draft_verify, test, train, args.engine, ophsd_model,
-                                         False),
+        "OPHSD + draft_verify": evaluate("ophsd-harness", draft_verify, test, train, args.engine, ophsd_model, False),
     }
     summary = {"settings": vars(args), "held_out": 40, "accuracy": results}
     (OUT / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

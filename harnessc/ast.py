@@ -115,7 +115,9 @@ class Comparison:
     span: Span
 
 
-Expr = Union[Name, FieldAccess, Call, TemplateLiteral, Number, Boolean, ListLiteral, Comprehension, Not, Logical, Comparison]
+Expr = Union[
+    Name, FieldAccess, Call, TemplateLiteral, Number, Boolean, ListLiteral, Comprehension, Not, Logical, Comparison
+]
 
 
 # ---- types ----------------------------------------------------------------------------------------
@@ -294,8 +296,20 @@ class GradeDecl:
 
 
 Item = Union[
-    Import, InputDecl, ParamDecl, SnippetDecl, BankDecl, LlmStage, LetStage, LoopStage, StudentView,
-    TeacherTemplate, TeacherChain, OutputDecl, StudentOutputDecl, GradeDecl,
+    Import,
+    InputDecl,
+    ParamDecl,
+    SnippetDecl,
+    BankDecl,
+    LlmStage,
+    LetStage,
+    LoopStage,
+    StudentView,
+    TeacherTemplate,
+    TeacherChain,
+    OutputDecl,
+    StudentOutputDecl,
+    GradeDecl,
 ]
 
 

@@ -28,8 +28,13 @@ def bind_call(lowerer: Lowerer, node: ast.Call, scope: _Scope) -> ir.Expr:
             lowerer.lower_expr(argument.value if isinstance(argument, ast.KeywordArgument) else argument, scope)
             for argument in node.arguments
         )
-        lowerer.error("unknown-builtin", f"unknown built-in `{name}`", node.function.span, "not a built-in",
-                      did_you_mean(name, lowerer.registry.names()) or ("`harnessc builtins` lists them all",))
+        lowerer.error(
+            "unknown-builtin",
+            f"unknown built-in `{name}`",
+            node.function.span,
+            "not a built-in",
+            did_you_mean(name, lowerer.registry.names()) or ("`harnessc builtins` lists them all",),
+        )
         return ir.CallExpr(function=name, arguments=arguments, type=ANY, span=node.span)
     bound = _bind_arguments(lowerer, builtin, node, scope)
     return _typed_call(lowerer, builtin, bound, node)
@@ -45,36 +50,61 @@ def _bind_arguments(lowerer: Lowerer, builtin: Builtin, node: ast.Call, scope: _
             seen_keyword = True
             _bind_keyword(lowerer, builtin, argument, parameters, bound, scope)
         elif seen_keyword:
-            lowerer.error("argument-count", "a positional argument cannot follow a keyword argument",
-                          argument.span, "positional after keyword",
-                          ("give it by name, or move it before the keyword arguments",))
+            lowerer.error(
+                "argument-count",
+                "a positional argument cannot follow a keyword argument",
+                argument.span,
+                "positional after keyword",
+                ("give it by name, or move it before the keyword arguments",),
+            )
             # Bind it to the first parameter still free, so that it is not reported missing as well.
             free = [name for name in order if name not in bound]
             value = lowerer.lower_expr(argument, scope)
             if free:
                 bound[free[0]] = value
         elif index >= len(order):
-            lowerer.error("argument-count", f"`{builtin.name}` takes at most {len(order)} argument"
-                          f"{'' if len(order) == 1 else 's'}, but {len(node.arguments)} were given", argument.span,
-                          "one too many" if index == len(order) else "too many", (f"signature: {builtin.signature}",))
+            lowerer.error(
+                "argument-count",
+                f"`{builtin.name}` takes at most {len(order)} argument"
+                f"{'' if len(order) == 1 else 's'}, but {len(node.arguments)} were given",
+                argument.span,
+                "one too many" if index == len(order) else "too many",
+                (f"signature: {builtin.signature}",),
+            )
         else:
             bound[order[index]] = lowerer.lower_expr(argument, scope)
     return bound
 
 
-def _bind_keyword(lowerer: Lowerer, builtin: Builtin, argument: ast.KeywordArgument, parameters: dict,
-                  bound: dict[str, ir.Expr], scope: _Scope) -> None:
+def _bind_keyword(
+    lowerer: Lowerer,
+    builtin: Builtin,
+    argument: ast.KeywordArgument,
+    parameters: dict,
+    bound: dict[str, ir.Expr],
+    scope: _Scope,
+) -> None:
     key = argument.name.name
     value = lowerer.lower_expr(argument.value, scope)
     if key not in parameters:
         # `top_k=` for `k=`: a parameter that is one word of the name given is as likely as a near-miss.
         within = [name for name in parameters if name in key.split("_") and name != key]
         hints = did_you_mean(key, parameters) or ((f"did you mean `{within[0]}`?",) if within else ())
-        lowerer.error("unknown-argument", f"`{builtin.name}` has no parameter `{key}`", argument.name.span,
-                      "no such parameter", (*hints, f"signature: {builtin.signature}"))
+        lowerer.error(
+            "unknown-argument",
+            f"`{builtin.name}` has no parameter `{key}`",
+            argument.name.span,
+            "no such parameter",
+            (*hints, f"signature: {builtin.signature}"),
+        )
     elif key in bound:
-        lowerer.error("duplicate-argument", f"argument `{key}` of `{builtin.name}` is given twice",
-                      argument.span, "given again here", labels=(Label(bound[key].span, "first given here"),))
+        lowerer.error(
+            "duplicate-argument",
+            f"argument `{key}` of `{builtin.name}` is given twice",
+            argument.span,
+            "given again here",
+            labels=(Label(bound[key].span, "first given here"),),
+        )
     else:
         bound[key] = value
 
@@ -92,9 +122,14 @@ def _typed_call(lowerer: Lowerer, builtin: Builtin, bound: dict[str, ir.Expr], n
         if isinstance(actual, Optional_) and not isinstance(parameter.type, Optional_):
             actual, absent_possible = actual.inner, True
         if not unify(parameter.type, actual, bindings):
-            lowerer.error("argument-type", f"argument `{parameter.name}` of `{builtin.name}` must be "
-                          f"{substitute(parameter.type, bindings)}, but this is {value.type}", value.span,
-                          f"this is {value.type}", (f"signature: {builtin.signature}",))
+            lowerer.error(
+                "argument-type",
+                f"argument `{parameter.name}` of `{builtin.name}` must be "
+                f"{substitute(parameter.type, bindings)}, but this is {value.type}",
+                value.span,
+                f"this is {value.type}",
+                (f"signature: {builtin.signature}",),
+            )
         arguments.append(value)
     result = substitute(builtin.signature.returns, bindings)
     if absent_possible and not isinstance(result, AnyType):
@@ -104,8 +139,13 @@ def _typed_call(lowerer: Lowerer, builtin: Builtin, bound: dict[str, ir.Expr], n
 
 def _default(lowerer: Lowerer, builtin: Builtin, parameter: Parameter, node: ast.Call) -> ir.Expr:
     if parameter.required:
-        lowerer.error("argument-count", f"`{builtin.name}` is missing its argument `{parameter.name}`", node.span,
-                      f"`{parameter.name}` not given", (f"signature: {builtin.signature}",))
+        lowerer.error(
+            "argument-count",
+            f"`{builtin.name}` is missing its argument `{parameter.name}`",
+            node.span,
+            f"`{parameter.name}` not given",
+            (f"signature: {builtin.signature}",),
+        )
         return ir.Literal(value=None, type=ANY, span=node.span)
     value = tuple(parameter.default) if isinstance(parameter.default, list) else parameter.default
     return ir.Literal(value=value, type=parameter.type, span=node.span)

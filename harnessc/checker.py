@@ -57,10 +57,15 @@ def check_cycles(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnos
             labels = tuple(Label(span, f"`{reader}` reads `{read}` here") for reader, read, span in reads[1:])
         reader, read, span = reads[0]
         yield Diagnostic(
-            code="cycle", message=message, span=span, label=f"`{reader}` reads `{read}` here" if len(path) > 1
-            else "read here", labels=labels,
-            hints=(f"{hint_start}; to refine a value repeatedly, use a bounded `loop NAME from VALUE max N "
-                   "{ ... next STAGE }`",),
+            code="cycle",
+            message=message,
+            span=span,
+            label=f"`{reader}` reads `{read}` here" if len(path) > 1 else "read here",
+            labels=labels,
+            hints=(
+                f"{hint_start}; to refine a value repeatedly, use a bounded `loop NAME from VALUE max N "
+                "{ ... next STAGE }`",
+            ),
         )
 
 
@@ -87,6 +92,7 @@ def _cycle_path(start: str, members: set[str], graph: dict[str, list[str]]) -> l
 def _read_site(stages: dict[str, ir.Stage], reader: str, read: str) -> tuple[str, str, Span]:
     """Where top-level stage `reader` (or, for a loop, one of its steps) first reads `read` (the stage's
     name when no such reference is found)."""
+
     def owner(name: str) -> str:
         stage = stages.get(name)
         return stage.loop if stage is not None and getattr(stage, "loop", None) else name
@@ -98,8 +104,11 @@ def _read_site(stages: dict[str, ir.Stage], reader: str, read: str) -> tuple[str
         nodes = (stage.initial,) if isinstance(stage, ir.LoopStage) and read == reader else own_nodes(stage)
         for node in nodes:
             for ref in ir.references(node):
-                if ref.kind in ("stage", "loop") and owner(ref.name) == read and (
-                        ref.name != carried or node is getattr(stage, "initial", None)):
+                if (
+                    ref.kind in ("stage", "loop")
+                    and owner(ref.name) == read
+                    and (ref.name != carried or node is getattr(stage, "initial", None))
+                ):
                     return reader, read, ref.span
     return reader, read, stages[reader].name_span
 
@@ -113,8 +122,10 @@ def check_loop_order(harness: ir.Harness, context: CheckContext) -> Iterator[Dia
             for read in direct_reads(stage) if stage else ():
                 if read in steps[position:]:
                     yield Diagnostic(
-                        code="loop-order", message=f"`{name}` reads `{read}`, which runs after it in loop `{loop.name}`",
-                        span=stage.name_span, label=f"reads `{read}`",
+                        code="loop-order",
+                        message=f"`{name}` reads `{read}`, which runs after it in loop `{loop.name}`",
+                        span=stage.name_span,
+                        label=f"reads `{read}`",
                         hints=(f"put `{read}` before `{name}` in the loop, or read the loop value `{loop.name}`",),
                     )
 
@@ -126,13 +137,19 @@ def check_unused_stages(harness: ir.Harness, context: CheckContext) -> Iterator[
     used = _used_stage_names(harness)
     # One report per mistake: the steps of an unused loop are covered by the loop's report, and the steps
     # of a loop without `next` are unused because of that error (the fix is `next STEP`, not removing it).
-    quiet = {loop.name for loop in harness.stages if isinstance(loop, ir.LoopStage)
-             and (loop.name not in used or _implicit_next(loop))}
+    quiet = {
+        loop.name
+        for loop in harness.stages
+        if isinstance(loop, ir.LoopStage) and (loop.name not in used or _implicit_next(loop))
+    }
     for stage in harness.stages:
         if stage.name not in used and getattr(stage, "loop", None) not in quiet:
             yield Diagnostic(
-                code="unused-stage", message=f"nothing reads stage `{stage.name}`", span=stage.name_span,
-                label="never used", hints=("use it in a later stage, the teacher, `output` or `grade`, or remove it",),
+                code="unused-stage",
+                message=f"nothing reads stage `{stage.name}`",
+                span=stage.name_span,
+                label="never used",
+                hints=("use it in a later stage, the teacher, `output` or `grade`, or remove it",),
             )
 
 
@@ -167,13 +184,12 @@ def _meant_stages(harness: ir.Harness) -> list[str]:
     already reported the unknown name with this suggestion; calling `plan` unused as well would be a
     follow-on error. Unknown names are lowered as references to inputs that do not exist."""
     stage_names = {stage.name for stage in harness.stages}
-    declared = sorted(stage_names | {item.name for group in (harness.inputs, harness.params, harness.banks)
-                                     for item in group})
-    unknown = {ref.name for ref in ir.references(harness)
-               if ref.kind == "input" and harness.input(ref.name) is None}
+    declared = sorted(
+        stage_names | {item.name for group in (harness.inputs, harness.params, harness.banks) for item in group}
+    )
+    unknown = {ref.name for ref in ir.references(harness) if ref.kind == "input" and harness.input(ref.name) is None}
     if isinstance(harness.teacher, ir.TeacherChain):
-        unknown.update(name for name in harness.teacher.stages
-                       if name != "student" and harness.stage(name) is None)
+        unknown.update(name for name in harness.teacher.stages if name != "student" and harness.stage(name) is None)
     meant = []
     for name in sorted(unknown):
         match = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)  # as names.did_you_mean picks
@@ -231,8 +247,10 @@ def check_option_values(harness: ir.Harness, context: CheckContext) -> Iterator[
             if not accepts(value):
                 via = f" (the value of param `{option.value.name}`)" if isinstance(option.value, ir.Ref) else ""
                 yield Diagnostic(
-                    code="invalid-option-value", message=f"`{option.name}` {requirement}, but it is {value}{via}",
-                    span=option.value.span, label="out of range",
+                    code="invalid-option-value",
+                    message=f"`{option.name}` {requirement}, but it is {value}{via}",
+                    span=option.value.span,
+                    label="out of range",
                 )
 
 
@@ -240,8 +258,12 @@ def check_loop_bounds(harness: ir.Harness, context: CheckContext) -> Iterator[Di
     for loop in (stage for stage in harness.stages if isinstance(stage, ir.LoopStage)):
         value = constant_value(loop.max_iterations, harness)
         if isinstance(value, int) and not isinstance(value, bool) and value < 1:
-            yield Diagnostic(code="invalid-option-value", message=f"a loop runs at least once: `max` must be >= 1, "
-                             f"but it is {value}", span=loop.max_iterations.span, label="out of range")
+            yield Diagnostic(
+                code="invalid-option-value",
+                message=f"a loop runs at least once: `max` must be >= 1, but it is {value}",
+                span=loop.max_iterations.span,
+                label="out of range",
+            )
 
 
 def check_constraints(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
@@ -249,8 +271,11 @@ def check_constraints(harness: ir.Harness, context: CheckContext) -> Iterator[Di
         constraints = [option for option in prompt.options if option.name in CONSTRAINTS]
         for extra in constraints[1:]:
             yield Diagnostic(
-                code="conflicting-constraints", message="a stage's output can have one constraint only",
-                span=extra.span, label="second constraint", labels=(Label(constraints[0].span, "first constraint"),),
+                code="conflicting-constraints",
+                message="a stage's output can have one constraint only",
+                span=extra.span,
+                label="second constraint",
+                labels=(Label(constraints[0].span, "first constraint"),),
             )
         for option in constraints:
             yield from _check_constraint_value(option, constant_value(option.value, harness))
@@ -262,27 +287,42 @@ def _check_constraint_value(option: ir.Option, value) -> Iterator[Diagnostic]:
             re.compile(value)
         except re.error as error:
             span, label = _point_into(option.value.span, value, error.pos, "does not compile")
-            yield Diagnostic(code="invalid-regex", message=f"invalid regular expression: {error.msg}",
-                             span=span, label=label, hints=_regex_hints(error.msg))
+            yield Diagnostic(
+                code="invalid-regex",
+                message=f"invalid regular expression: {error.msg}",
+                span=span,
+                label=label,
+                hints=_regex_hints(error.msg),
+            )
     elif option.name == "json" and isinstance(value, str):
         try:
             schema = json.loads(value)
         except json.JSONDecodeError as error:
             where = f"line {error.lineno}, column {error.colno} of the schema"
             span, label = _point_into(option.value.span, value, error.pos, where)
-            yield Diagnostic(code="invalid-json-schema", message=f"the JSON schema is not valid JSON: {error.msg}",
-                             span=span, label=label,
-                             hints=('JSON needs double quotes; write the schema in a """...""" string',)
-                             if "'" in value else ())
+            yield Diagnostic(
+                code="invalid-json-schema",
+                message=f"the JSON schema is not valid JSON: {error.msg}",
+                span=span,
+                label=label,
+                hints=('JSON needs double quotes; write the schema in a """...""" string',) if "'" in value else (),
+            )
             return
         if not isinstance(schema, dict):
-            yield Diagnostic(code="invalid-json-schema", message="a JSON schema must be a JSON object",
-                             span=option.value.span, label=f"this is a JSON {_json_kind(schema)}",
-                             hints=('e.g. json """{"type": "object", "properties": {"label": '
-                                    '{"type": "string"}}}"""',))
+            yield Diagnostic(
+                code="invalid-json-schema",
+                message="a JSON schema must be a JSON object",
+                span=option.value.span,
+                label=f"this is a JSON {_json_kind(schema)}",
+                hints=('e.g. json """{"type": "object", "properties": {"label": {"type": "string"}}}"""',),
+            )
     elif option.name == "choice" and isinstance(value, tuple) and not value:
-        yield Diagnostic(code="invalid-option-value", message="`choice` needs at least one option",
-                         span=option.value.span, label="empty list")
+        yield Diagnostic(
+            code="invalid-option-value",
+            message="`choice` needs at least one option",
+            span=option.value.span,
+            label="empty list",
+        )
 
 
 def _point_into(span: Span, value: str, index: int | None, fallback: str) -> tuple[Span, str]:
@@ -311,20 +351,33 @@ def check_prompts(harness: ir.Harness, context: CheckContext) -> Iterator[Diagno
     for what, prompt, anchor in _anchored_prompts(harness):
         roles = [message.role for message in prompt.messages]
         if not roles:
-            yield Diagnostic(code="empty-prompt", message=f"{what} has no messages", span=anchor,
-                             label="no system/user/assistant message", hints=('add at least `user "..."`',))
+            yield Diagnostic(
+                code="empty-prompt",
+                message=f"{what} has no messages",
+                span=anchor,
+                label="no system/user/assistant message",
+                hints=('add at least `user "..."`',),
+            )
             continue
         misplaced = [message for message in prompt.messages[1:] if message.role == "system"]
         for message in misplaced:
-            yield Diagnostic(code="message-order", message="a system message must come first",
-                             span=message.span, label="system message after another message",
-                             hints=("move it to the top of the prompt",))
+            yield Diagnostic(
+                code="message-order",
+                message="a system message must come first",
+                span=message.span,
+                label="system message after another message",
+                hints=("move it to the top of the prompt",),
+            )
         # A misplaced system message at the end is one mistake, already reported above.
         if roles[-1] != "user" and prompt.messages[-1] not in misplaced:
             article = "an" if roles[-1][0] in "aeiou" else "a"
-            yield Diagnostic(code="message-order", message=f"{what} ends with {article} {roles[-1]} message",
-                             span=prompt.messages[-1].span, label="the model replies to the last user message",
-                             hints=("end the prompt with a `user` message",))
+            yield Diagnostic(
+                code="message-order",
+                message=f"{what} ends with {article} {roles[-1]} message",
+                span=prompt.messages[-1].span,
+                label="the model replies to the last user message",
+                hints=("end the prompt with a `user` message",),
+            )
 
 
 # ---- information flow ------------------------------------------------------------------------------------------
@@ -338,15 +391,23 @@ def check_student_view(harness: ir.Harness, context: CheckContext) -> Iterator[D
         if ref.kind in ("stage", "loop", "bank"):
             what = "a memory bank" if ref.kind == "bank" else "a stage"
             yield Diagnostic(
-                code="student-reads-stage", message=f"the student view reads `{ref.name}`, {what}", span=ref.span,
+                code="student-reads-stage",
+                message=f"the student view reads `{ref.name}`, {what}",
+                span=ref.span,
                 label="not visible to the student",
-                hints=("the student prompt is what the trained model sees alone; harness context belongs in the teacher",),
+                hints=(
+                    "the student prompt is what the trained model sees alone; harness context belongs in the teacher",
+                ),
             )
         elif ref.kind == "input" and _is_oracle(harness, ref.name):
             yield Diagnostic(
-                code="student-reads-oracle", message=f"the student view reads the oracle input `{ref.name}`",
-                span=ref.span, label="oracle: absent at inference",
-                hints=("oracle inputs (gold answers, reference solutions) may appear in the teacher, never the student",),
+                code="student-reads-oracle",
+                message=f"the student view reads the oracle input `{ref.name}`",
+                span=ref.span,
+                label="oracle: absent at inference",
+                hints=(
+                    "oracle inputs (gold answers, reference solutions) may appear in the teacher, never the student",
+                ),
             )
 
 
@@ -361,8 +422,10 @@ def check_oracle_at_inference(harness: ir.Harness, context: CheckContext) -> Ite
             use = _oracle_use(harness, ref, needs)
             if use is not None:
                 yield Diagnostic(
-                    code="oracle-at-inference", message=f"{label} needs the oracle input `{use.name}`, "
-                    "which is absent at inference", span=use.span, label="used unconditionally here",
+                    code="oracle-at-inference",
+                    message=f"{label} needs the oracle input `{use.name}`, which is absent at inference",
+                    span=use.span,
+                    label="used unconditionally here",
                     labels=(Label(root.span, f"{label} depends on it"),) if use is not ref else (),
                     hints=(f"show it only in training with {{if {use.name}}}...{{end}}",),
                 )
@@ -425,8 +488,11 @@ def check_teacher_differs(harness: ir.Harness, context: CheckContext) -> Iterato
     if same:
         labels = (Label(student.span, "the student view"),) if isinstance(teacher, ir.Prompt) else ()
         yield Diagnostic(
-            code="teacher-equals-student", message="the teacher view is the same as the student view",
-            span=teacher.span, label="identical to the student", labels=labels,
+            code="teacher-equals-student",
+            message="the teacher view is the same as the student view",
+            span=teacher.span,
+            label="identical to the student",
+            labels=labels,
             hints=("the distillation loss would be zero: give the teacher more context than the student",),
         )
 
@@ -461,27 +527,47 @@ def check_training_views(harness: ir.Harness, context: CheckContext) -> Iterator
     ):
         if missing:
             view = code.split("-")[1]
-            yield _purpose_diagnostic(code, f"the harness has no `{view}` view, which training needs", harness,
-                                      severity, f"declare one, e.g. `{example}`")
+            yield _purpose_diagnostic(
+                code,
+                f"the harness has no `{view}` view, which training needs",
+                harness,
+                severity,
+                f"declare one, e.g. `{example}`",
+            )
 
 
 def check_output(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
     if harness.output is None and harness.student is None and context.purpose != "train":
         top = [stage.name for stage in harness.stages if getattr(stage, "loop", None) is None]
         last = top[-1] if top else "EXPRESSION"
-        yield _purpose_diagnostic("missing-output", "the harness declares neither `output` nor a `student` view",
-                                  harness, None, f"declare what the harness answers, e.g. `output = {last}`")
+        yield _purpose_diagnostic(
+            "missing-output",
+            "the harness declares neither `output` nor a `student` view",
+            harness,
+            None,
+            f"declare what the harness answers, e.g. `output = {last}`",
+        )
     if harness.grade is not None:
         grade_type = strip_optional(harness.grade.type)
         if not isinstance(grade_type, AnyType) and grade_type not in (BOOL, FLOAT, INT):
-            yield Diagnostic(code="type-mismatch", message=f"`grade` must be bool or a number, but it is {grade_type}",
-                             span=harness.grade.span, label=f"this is {grade_type}",
-                             hints=("compare with a grader: math_equal(output, answer), label_equal(...), set_f1(...)",))
+            yield Diagnostic(
+                code="type-mismatch",
+                message=f"`grade` must be bool or a number, but it is {grade_type}",
+                span=harness.grade.span,
+                label=f"this is {grade_type}",
+                hints=("compare with a grader: math_equal(output, answer), label_equal(...), set_f1(...)",),
+            )
 
 
 def _purpose_diagnostic(code: str, message: str, harness: ir.Harness, severity: str | None, hint: str) -> Diagnostic:
-    return Diagnostic(code=code, message=message, span=harness.name_span, label="in this harness", hints=(hint,),
-                      severity=Severity(severity) if severity else None)
+    return Diagnostic(
+        code=code,
+        message=message,
+        span=harness.name_span,
+        label="in this harness",
+        hints=(hint,),
+        severity=Severity(severity) if severity else None,
+    )
 
 
 def check_bank_filters(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
@@ -493,11 +579,18 @@ def check_bank_filters(harness: ir.Harness, context: CheckContext) -> Iterator[D
         bank_ref = node.arguments[0]
         bank = banks.get(bank_ref.name) if isinstance(bank_ref, ir.Ref) else None
         # retrieve(bank, query, k, label_in, label_not_in): an empty literal list is no filter.
-        filters = [argument for argument in node.arguments[3:] if not (isinstance(argument, ir.Literal) and not argument.value)]
+        filters = [
+            argument for argument in node.arguments[3:] if not (isinstance(argument, ir.Literal) and not argument.value)
+        ]
         if bank is not None and bank.label_field is None and filters:
-            yield Diagnostic(code="bank-without-label", message=f"bank `{bank.name}` has no `label` field to filter on",
-                             span=filters[0].span, label="label filter",
-                             labels=(Label(bank.span, "declared here"),), hints=(_label_hint(bank),))
+            yield Diagnostic(
+                code="bank-without-label",
+                message=f"bank `{bank.name}` has no `label` field to filter on",
+                span=filters[0].span,
+                label="label filter",
+                labels=(Label(bank.span, "declared here"),),
+                hints=(_label_hint(bank),),
+            )
 
 
 def _label_hint(bank: ir.Bank) -> str:

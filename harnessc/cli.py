@@ -109,8 +109,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
     if args.code not in CODES:
         hint = did_you_mean(args.code, CODES)
-        print(f"harnessc explain: unknown diagnostic code {args.code!r}" + (f"; {hint[0]}" if hint else ""),
-              file=sys.stderr)
+        print(
+            f"harnessc explain: unknown diagnostic code {args.code!r}" + (f"; {hint[0]}" if hint else ""),
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     print(explain(args.code))
     return EXIT_OK
@@ -121,8 +123,12 @@ def cmd_builtins(args: argparse.Namespace) -> int:
 
     registry = load_user_builtins(args.builtins)
     if args.format == "json":
-        print(json.dumps([{"signature": str(item.signature), "doc": item.doc, "module": item.module}
-                          for item in registry], indent=2))
+        print(
+            json.dumps(
+                [{"signature": str(item.signature), "doc": item.doc, "module": item.module} for item in registry],
+                indent=2,
+            )
+        )
         return EXIT_OK
     for item in registry:
         summary = item.doc.splitlines()[0] if item.doc else ""
@@ -134,53 +140,91 @@ def cmd_builtins(args: argparse.Namespace) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a `param` default (repeatable); lists and numbers are read as JSON")
-    parser.add_argument("--builtins", action="append", default=[], metavar="MODULE",
-                        help="import MODULE to register user built-ins (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a `param` default (repeatable); lists and numbers are read as JSON",
+    )
+    parser.add_argument(
+        "--builtins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE to register user built-ins (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harnessc", description="The harness language: check, draw, compile and "
-                                     "run declarative LLM harnesses.")
+    parser = argparse.ArgumentParser(
+        prog="harnessc", description="The harness language: check, draw, compile and run declarative LLM harnesses."
+    )
     parser.add_argument("--version", action="version", version=f"harnessc {__version__}")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    check = commands.add_parser("check", help="report every problem in harness files",
-                                description="Parse and check harness files; report every problem at once.")
+    check = commands.add_parser(
+        "check",
+        help="report every problem in harness files",
+        description="Parse and check harness files; report every problem at once.",
+    )
     check.add_argument("files", nargs="+", metavar="FILE")
     check.add_argument("--format", choices=("text", "json"), default="text", help="diagnostics as text or JSON")
-    check.add_argument("--for", dest="purpose", choices=("any", "train", "run"), default="any",
-                       help="what the harness is for: `train` requires student and teacher views (default: any)")
+    check.add_argument(
+        "--for",
+        dest="purpose",
+        choices=("any", "train", "run"),
+        default="any",
+        help="what the harness is for: `train` requires student and teacher views (default: any)",
+    )
     _common(check)
     check.set_defaults(handler=cmd_check)
 
     graph = commands.add_parser("graph", help="draw the stage graph", description="Draw the stage graph.")
     graph.add_argument("file", metavar="FILE")
-    graph.add_argument("--format", choices=("tree", "mermaid", "dot"), default="tree",
-                       help="a tree for the terminal, Mermaid or Graphviz DOT (default: tree)")
+    graph.add_argument(
+        "--format",
+        choices=("tree", "mermaid", "dot"),
+        default="tree",
+        help="a tree for the terminal, Mermaid or Graphviz DOT (default: tree)",
+    )
     _common(graph)
     graph.set_defaults(handler=cmd_graph)
 
-    compile_ = commands.add_parser("compile", help="write the typed stage graph (IR) as JSON",
-                                   description="Compile a harness and print its IR as JSON.")
+    compile_ = commands.add_parser(
+        "compile",
+        help="write the typed stage graph (IR) as JSON",
+        description="Compile a harness and print its IR as JSON.",
+    )
     compile_.add_argument("file", metavar="FILE")
     compile_.add_argument("-o", "--output", metavar="PATH", help="write to PATH instead of standard output")
     compile_.add_argument("--for", dest="purpose", choices=("any", "train", "run"), default="any")
     _common(compile_)
     compile_.set_defaults(handler=cmd_compile)
 
-    explain = commands.add_parser("explain", help="explain a diagnostic code with an example and the fix",
-                                  description="Explain a diagnostic code.")
+    explain = commands.add_parser(
+        "explain",
+        help="explain a diagnostic code with an example and the fix",
+        description="Explain a diagnostic code.",
+    )
     explain.add_argument("code", metavar="CODE")
     explain.set_defaults(handler=cmd_explain)
 
-    builtins = commands.add_parser("builtins", help="list the built-ins harness expressions can call",
-                                   description="List the registered built-ins and their signatures.")
+    builtins = commands.add_parser(
+        "builtins",
+        help="list the built-ins harness expressions can call",
+        description="List the registered built-ins and their signatures.",
+    )
     builtins.add_argument("--format", choices=("text", "json"), default="text")
-    builtins.add_argument("--builtins", action="append", default=[], metavar="MODULE",
-                          help="import MODULE to register user built-ins (repeatable)")
+    builtins.add_argument(
+        "--builtins",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE to register user built-ins (repeatable)",
+    )
     builtins.set_defaults(handler=cmd_builtins)
 
     from harnessc.runtime.cli import add_run_command  # light: the engines are imported when a run starts
@@ -209,8 +253,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - the contract is: no traceback without --debug
         if args.debug:
             raise
-        print(f"harnessc: internal error: {type(error).__name__}: {error}\n"
-              "this is a bug in harnessc; rerun with --debug for the traceback", file=sys.stderr)
+        print(
+            f"harnessc: internal error: {type(error).__name__}: {error}\n"
+            "this is a bug in harnessc; rerun with --debug for the traceback",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

@@ -45,8 +45,13 @@ class Compilation:
         return self.harness
 
 
-def compile_file(path: str | Path, *, registry: Registry | None = None, purpose: str = "any",
-                 overrides: Mapping[str, str] | None = None) -> Compilation:
+def compile_file(
+    path: str | Path,
+    *,
+    registry: Registry | None = None,
+    purpose: str = "any",
+    overrides: Mapping[str, str] | None = None,
+) -> Compilation:
     """Compile a `.harness` file (see `compile_source`)."""
     path = Path(path)
     display = str(path)
@@ -57,8 +62,14 @@ def compile_file(path: str | Path, *, registry: Registry | None = None, purpose:
     return compile_source(source.text, display, registry=registry, purpose=purpose, overrides=overrides)
 
 
-def compile_source(text: str, path: str = "<string>", *, registry: Registry | None = None, purpose: str = "any",
-                   overrides: Mapping[str, str] | None = None) -> Compilation:
+def compile_source(
+    text: str,
+    path: str = "<string>",
+    *,
+    registry: Registry | None = None,
+    purpose: str = "any",
+    overrides: Mapping[str, str] | None = None,
+) -> Compilation:
     """Parse, lower and check `text`. Never raises for bad input: every problem is a diagnostic.
 
     `purpose` is "train", "run" or "any" (see CheckContext); `overrides` maps parameter names to values
@@ -82,8 +93,9 @@ def _without_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _compile_source(text: str, path: str, *, registry: Registry | None, purpose: str,
-                    overrides: Mapping[str, str] | None) -> Compilation:
+def _compile_source(
+    text: str, path: str, *, registry: Registry | None, purpose: str, overrides: Mapping[str, str] | None
+) -> Compilation:
     registry = registry or default_registry()
     source = SourceFile(path, text)
     sources = {path: source}
@@ -91,9 +103,15 @@ def _compile_source(text: str, path: str, *, registry: Registry | None, purpose:
     if module is None:
         return Compilation(None, diagnostics, sources)
     if module.header is None:
-        diagnostics.append(Diagnostic(code="missing-header", message="a harness file must start with `harness NAME`",
-                                      span=source.span(0, 0), label="expected `harness NAME` here",
-                                      hints=("begin the file with e.g. `harness plan_solve \"what it is for\"`",)))
+        diagnostics.append(
+            Diagnostic(
+                code="missing-header",
+                message="a harness file must start with `harness NAME`",
+                span=source.span(0, 0),
+                label="expected `harness NAME` here",
+                hints=('begin the file with e.g. `harness plan_solve "what it is for"`',),
+            )
+        )
     snippets = _load_imports(module, Path(path).parent, sources, diagnostics)
     harness, lowering = lower_module(module, snippets, sources, registry)
     diagnostics += lowering
@@ -117,17 +135,25 @@ def _read_source(path: Path, display: str) -> tuple[SourceFile | None, Diagnosti
     except UnicodeDecodeError as error:
         prefix = data[: error.start].decode("utf-8", errors="replace")
         located = SourceFile(display, prefix + "\ufffd")
-        return None, Diagnostic(code="invalid-encoding", message=f"{display} is not valid UTF-8 "
-                                f"(byte 0x{data[error.start]:02x} at offset {error.start})",
-                                span=located.span(len(prefix), len(prefix) + 1), label="invalid byte",
-                                hints=("save the file as UTF-8",))
+        return None, Diagnostic(
+            code="invalid-encoding",
+            message=f"{display} is not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})",
+            span=located.span(len(prefix), len(prefix) + 1),
+            label="invalid byte",
+            hints=("save the file as UTF-8",),
+        )
 
 
 # ---- imports ------------------------------------------------------------------------------------------------
 
 
-def _load_imports(module: ast.Module, directory: Path, sources: dict[str, SourceFile],
-                  diagnostics: list[Diagnostic], seen: frozenset[str] = frozenset()) -> dict[str, ast.SnippetDecl]:
+def _load_imports(
+    module: ast.Module,
+    directory: Path,
+    sources: dict[str, SourceFile],
+    diagnostics: list[Diagnostic],
+    seen: frozenset[str] = frozenset(),
+) -> dict[str, ast.SnippetDecl]:
     """Snippets from `import "file"` declarations (relative to the importing file), recursively."""
     snippets: dict[str, ast.SnippetDecl] = {}
     for item in module.items:
@@ -142,8 +168,14 @@ def _load_imports(module: ast.Module, directory: Path, sources: dict[str, Source
             continue  # already imported (or an import cycle): each file's snippets are taken once
         source, problem = _read_source(target, display)
         if source is None:
-            diagnostics.append(Diagnostic(code="import-not-found", message=f"cannot import {item.path.value!r}: "
-                                          f"{problem.message}", span=item.path.span, label="imported here"))
+            diagnostics.append(
+                Diagnostic(
+                    code="import-not-found",
+                    message=f"cannot import {item.path.value!r}: {problem.message}",
+                    span=item.path.span,
+                    label="imported here",
+                )
+            )
             continue
         sources[display] = source
         imported, errors = parse_module(source)
@@ -161,9 +193,16 @@ def _non_snippets(module: ast.Module) -> list[Diagnostic]:
     problems = [item for item in module.items if not isinstance(item, (ast.SnippetDecl, ast.Import))]
     if module.header is not None:
         problems.insert(0, module.header)
-    return [Diagnostic(code="import-content", message="an imported file may only declare snippets and imports",
-                       span=item.span, label="not a snippet",
-                       hints=("move this declaration into the harness that imports the file",)) for item in problems]
+    return [
+        Diagnostic(
+            code="import-content",
+            message="an imported file may only declare snippets and imports",
+            span=item.span,
+            label="not a snippet",
+            hints=("move this declaration into the harness that imports the file",),
+        )
+        for item in problems
+    ]
 
 
 # ---- parameter overrides --------------------------------------------------------------------------------------
@@ -188,13 +227,26 @@ def apply_overrides(harness: ir.Harness, overrides: Mapping[str, str]) -> tuple[
         if param is None:
             from harnessc.names import did_you_mean
 
-            problems.append(Diagnostic(code="invalid-override", message=f"the harness has no parameter `{name}`",
-                                       span=span, label="not a parameter", hints=did_you_mean(name, params)))
+            problems.append(
+                Diagnostic(
+                    code="invalid-override",
+                    message=f"the harness has no parameter `{name}`",
+                    span=span,
+                    label="not a parameter",
+                    hints=did_you_mean(name, params),
+                )
+            )
             continue
         value = _parse_override(raw, param.type)
         if value is None:
-            problems.append(Diagnostic(code="invalid-override", message=f"parameter `{name}` is {param.type}; "
-                                       f"cannot read {raw!r} as that", span=span, label=f"expected {param.type}"))
+            problems.append(
+                Diagnostic(
+                    code="invalid-override",
+                    message=f"parameter `{name}` is {param.type}; cannot read {raw!r} as that",
+                    span=span,
+                    label=f"expected {param.type}",
+                )
+            )
             continue
         default = dataclasses.replace(param.default, value=value)
         params[name] = dataclasses.replace(param, default=default)

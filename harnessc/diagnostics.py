@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from harnessc.codes import CODES, Level
 from harnessc.source import SourceFile, Span
 
-
 Severity = Level
 
 
@@ -99,8 +98,7 @@ def render(diagnostic: Diagnostic, sources: Mapping[str, SourceFile], *, color: 
     previous: Span | None = None
     for item_span, message, style in snippets:
         snippet = _snippet(item_span, message, sources.get(item_span.file), gutter, style, paint)
-        same_line = previous is not None and (previous.file, previous.line) == (item_span.file,
-                                                                                 item_span.line)
+        same_line = previous is not None and (previous.file, previous.line) == (item_span.file, item_span.line)
         if same_line and snippet:
             snippet = snippet[2:]  # a second label on the line just shown: only its marker line
         lines += snippet
@@ -119,7 +117,11 @@ def _snippet(span: Span, message: str, source: SourceFile | None, gutter: str, s
     number = str(span.line).rjust(len(gutter))
     marker = " " * (span.column - 1) + carets + (f" {message}" if message else "")
     bar = paint("|", "blue")
-    return [f"{gutter} {bar}", f"{paint(number, 'blue')} {bar} {text}".rstrip(), f"{gutter} {bar} {paint(marker, style)}"]
+    return [
+        f"{gutter} {bar}",
+        f"{paint(number, 'blue')} {bar} {text}".rstrip(),
+        f"{gutter} {bar} {paint(marker, style)}",
+    ]
 
 
 def render_all(diagnostics: Iterable[Diagnostic], sources: Mapping[str, SourceFile], *, color: bool = False) -> str:

@@ -47,12 +47,12 @@ def _harness(body: str, name: str = "plan_solve") -> str:
 
 
 _MATH_EXPERT = 'snippet MATH_EXPERT = "You are an expert mathematician. Put the final answer in \\boxed{}."\n'
-_SOLVE = '''
+_SOLVE = """
             llm solve {
               user "Problem: {question}"
               max_tokens 1024
             }
-'''
+"""
 
 EXPLANATIONS: dict[str, Explanation] = {
     # ---- reading and syntax ----------------------------------------------------------------------------
@@ -62,26 +62,34 @@ EXPLANATIONS: dict[str, Explanation] = {
         fix="Check the path (it is relative to the current directory) and that the file is readable.",
     ),
     "invalid-encoding": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             # Problème: this file was saved as Latin-1.
             input question: text
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             output = extract_boxed(solve)
-        '''),
+        """
+        ),
         encoding="latin-1",
         fix="Save the file as UTF-8 (every editor has the option); harness files are always read as UTF-8.",
     ),
     "syntax-error": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question text
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             output = extract_boxed(solve)
-        '''),
+        """
+        ),
         fix="Write what the message expects at the caret: here the `:` between an input's name and its type "
-            "(`input question: text`).",
+        "(`input question: text`).",
     ),
     "unexpected-character": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm solve {
@@ -91,12 +99,12 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Remove the character: options and declarations end at the end of their line, strings use double "
-            "quotes and conditions are written with `and`, `or`, `not`.",
+        "quotes and conditions are written with `and`, `or`, `not`.",
     ),
     "unterminated-string": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm solve {
@@ -105,11 +113,11 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix='Close the string on the same line, or use a """...""" string for text over several lines.',
     ),
     "unclosed-delimiter": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm plan {
@@ -125,28 +133,36 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Add the missing closer where the construct ends: here `)` after `strip_think(plan`.",
     ),
     "unexpected-eof": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             output =
-        '''),
+        """
+        ),
         fix="Finish the last declaration: `output = extract_boxed(solve)`.",
     ),
     "missing-header": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             output = extract_boxed(solve)
-        ''').split("\n", 2)[2],
+        """
+        ).split("\n", 2)[2],
         fix='Begin the file with `harness NAME` and, optionally, a description: `harness plan_solve "Plan, '
-            'then solve"`.',
+        'then solve"`.',
     ),
     "import-not-found": Explanation(
-        example=_harness('''
+        example=_harness("""
             import "common/math_prompt.harness"
 
             input question: text
@@ -158,38 +174,46 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         files=(("common/math_prompts.harness", _MATH_EXPERT),),
         fix="Fix the path: imports are relative to the importing file (here `common/math_prompts.harness`).",
     ),
     "import-content": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             import "common/math_prompts.harness"
 
             input question: text
-        ''' + _SOLVE.replace('user', 'system MATH_EXPERT\n              user') + '''
+        """
+            + _SOLVE.replace("user", "system MATH_EXPERT\n              user")
+            + """
             output = extract_boxed(solve)
-        '''),
+        """
+        ),
         files=(("common/math_prompts.harness", _MATH_EXPERT + "input question: text\n"),),
         fix="Move the declaration into the harness that imports the file; shared files hold snippets only.",
     ),
     # ---- names and types ---------------------------------------------------------------------------------
     "duplicate-definition": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
 
             llm solve {
               user "Plan how to solve: {question}"
               max_tokens 1024
             }
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             output = extract_boxed(solve)
-        '''),
+        """
+        ),
         fix="Give each input, parameter, snippet, bank and stage its own name (here: rename the first stage "
-            "`plan`); set each option and declare each view once.",
+        "`plan`); set each option and declare each view once.",
     ),
     "unknown-name": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm solve {
@@ -198,11 +222,12 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Use a declared input, parameter, snippet, bank or stage; the hint names the closest one.",
     ),
     "unknown-field": Explanation(
-        example=_harness('''
+        example=_harness(
+            '''
             input text: text
             input label: text oracle
 
@@ -222,28 +247,38 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = draft
-        ''', "draft_verify"),
+        ''',
+            "draft_verify",
+        ),
         fix="Use one of the record's fields, as declared in the bank (here `case.text`).",
     ),
     "unknown-builtin": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             output = extract_boxd(solve)
-        '''),
+        """
+        ),
         fix="Call a registered built-in (`harnessc builtins` lists them), or register your own with "
-            "`--builtins MODULE`.",
+        "`--builtins MODULE`.",
     ),
     "unknown-type": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: string
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             output = extract_boxed(solve)
-        '''),
+        """
+        ),
         fix="Use `text`, `int`, `float`, `bool`, `list[T]` or `record{name: T, ...}`.",
     ),
     "unknown-option": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm solve {
@@ -253,22 +288,27 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Use a message role (`system`, `user`, `assistant`) or one of the options in harnessc/options.py;"
-            " the hint names the closest one.",
+        " the hint names the closest one.",
     ),
     "unknown-flag": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
             input answer: text orcale
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             output = extract_boxed(solve)
             grade = math_equal(output, answer)
-        '''),
+        """
+        ),
         fix="An input's flags are `optional` (it may be absent) and `oracle` (training and grading only).",
     ),
     "unknown-argument": Explanation(
-        example=_harness('''
+        example=_harness(
+            '''
             input text: text
             input label: text oracle
 
@@ -290,11 +330,14 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = draft
-        ''', "draft_verify"),
+        ''',
+            "draft_verify",
+        ),
         fix="Use the parameter names of the built-in's signature, shown in the hint (here `k=3`).",
     ),
     "duplicate-argument": Explanation(
-        example=_harness('''
+        example=_harness(
+            '''
             input text: text
             input label: text oracle
 
@@ -316,21 +359,28 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = draft
-        ''', "draft_verify"),
+        ''',
+            "draft_verify",
+        ),
         fix="Give each argument once, either by position or by name.",
     ),
     "argument-count": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
             input answer: text oracle
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             output = extract_boxed(solve)
             grade = math_equal(output)
-        '''),
+        """
+        ),
         fix="Pass the arguments the signature (in the hint) asks for: `math_equal(output, answer)`.",
     ),
     "argument-type": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input text: text
 
             llm draft {
@@ -339,12 +389,14 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = parse_label(draft, "billing")
-        ''', "draft_verify"),
+        """,
+            "draft_verify",
+        ),
         fix='Pass a value of the parameter\'s type: here a list, `["billing", "shipping"]` or a `list[text]` '
-            "parameter.",
+        "parameter.",
     ),
     "type-mismatch": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm solve {
@@ -353,12 +405,12 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Write a value of the expected type (here the number `1024`, without quotes); test text and lists"
-            " in conditions with `nonempty(...)`.",
+        " in conditions with `nonempty(...)`.",
     ),
     "not-constant": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             let budget = size(question)
@@ -369,13 +421,13 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Options and parameter defaults must be known before the harness runs: use a literal or a `param`"
-            " (which `--set` can change).",
+        " (which `--set` can change).",
     ),
     # ---- templates -------------------------------------------------------------------------------------
     "unbalanced-brace": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm solve {
@@ -384,9 +436,9 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Close each placeholder `{name}` once; write `{{` and `}}` for literal braces (`{}` alone, as in "
-            "`\\boxed{}`, is kept as written).",
+        "`\\boxed{}`, is kept as written).",
     ),
     "template-block": Explanation(
         example=_harness('''
@@ -407,7 +459,7 @@ EXPLANATIONS: dict[str, Explanation] = {
         fix="Close every `{if ...}` and `{for ... in ...}` with `{end}`; an `{if}` may have one `{else}`.",
     ),
     "optional-placeholder": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
             input hint: text optional
 
@@ -417,11 +469,12 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Print it inside `{if hint}...{end}`, which is left out when the value is absent.",
     ),
     "placeholder-type": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
 
             llm sample {
@@ -438,13 +491,15 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(consensus)
-        ''', "self_consistency"),
+        """,
+            "self_consistency",
+        ),
         fix='Print lists with `{for item in answers}...{item}...{end}` or `{join(answers, ", ")}`, and '
-            "records one field at a time (`{case.text}`).",
+        "records one field at a time (`{case.text}`).",
     ),
     # ---- stages and graph ------------------------------------------------------------------------------
     "cycle": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm plan {
@@ -458,14 +513,17 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Break the cycle: a stage reads only stages before it. To improve an answer repeatedly, use "
-            "`loop current from solve max 3 { ... next revise }`.",
+        "`loop current from solve max 3 { ... next revise }`.",
     ),
     "loop-order": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             loop current from solve max 3 {
               llm critique {
                 user "Problem: {question}\\nSolution: {revise}\\nPoint out every error, or say APPROVED."
@@ -480,14 +538,19 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(current)
-        ''', "critique_revise"),
+        """,
+            "critique_revise",
+        ),
         fix="Read the loop value (`{current}`: the previous iteration's result) or move the step that is read"
-            " before the step that reads it.",
+        " before the step that reads it.",
     ),
     "unbounded-loop": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             loop current from solve {
               llm revise {
                 user "Problem: {question}\\nSolution: {current}\\nCorrect it, or repeat it if it is right."
@@ -497,13 +560,18 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(current)
-        ''', "critique_revise"),
+        """,
+            "critique_revise",
+        ),
         fix="Bound the loop: `loop current from solve max 3 { ... }` (`max` may name an int `param`).",
     ),
     "loop-without-next": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             loop current from solve max 3 {
               llm revise {
                 user "Problem: {question}\\nSolution: {current}\\nCorrect it, or repeat it if it is right."
@@ -512,11 +580,13 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(current)
-        ''', "critique_revise"),
+        """,
+            "critique_revise",
+        ),
         fix="Say which value the next iteration works on with `next revise` as the loop's last line.",
     ),
     "empty-prompt": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm solve {
@@ -525,11 +595,11 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix='Give the prompt at least one message: `user "Problem: {question}"`.',
     ),
     "message-order": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm solve {
@@ -539,11 +609,11 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Put the system message first and end the prompt with a user message.",
     ),
     "invalid-option-value": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm solve {
@@ -553,12 +623,13 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Use a value in the option's range: temperature >= 0, top_p in (0, 1], min_p in [0, 1], top_k >= "
-            "0, max_tokens and n >= 1.",
+        "0, max_tokens and n >= 1.",
     ),
     "conflicting-constraints": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input text: text
 
             param labels: list[text] = ["billing", "shipping", "returns"]
@@ -571,11 +642,14 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = draft
-        ''', "draft_verify"),
+        """,
+            "draft_verify",
+        ),
         fix="Keep one of `choice`, `regex` and `json` per stage (here `choice labels` alone says it all).",
     ),
     "invalid-regex": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input text: text
 
             llm draft {
@@ -585,12 +659,14 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = draft
-        ''', "draft_verify"),
-        fix="Fix the pattern (Python `re` syntax); here close the group: "
-            "`Label: (billing|shipping|returns)`.",
+        """,
+            "draft_verify",
+        ),
+        fix="Fix the pattern (Python `re` syntax); here close the group: `Label: (billing|shipping|returns)`.",
     ),
     "invalid-json-schema": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input text: text
 
             llm draft {
@@ -600,12 +676,14 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = draft
-        ''', "draft_verify"),
+        """,
+            "draft_verify",
+        ),
         fix='Write the schema as a JSON object with double quotes, in a """...""" string: '
-            '`json """{"type": "object"}"""` (option values are taken verbatim, not as templates).',
+        '`json """{"type": "object"}"""` (option values are taken verbatim, not as templates).',
     ),
     "teacher-not-llm": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm plan {
@@ -627,12 +705,13 @@ EXPLANATIONS: dict[str, Explanation] = {
             teacher = plan_text else student
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="Name LLM stages in the teacher chain (here `teacher = solve else student`), or write an explicit"
-            " `teacher { ... }` prompt.",
+        " `teacher { ... }` prompt.",
     ),
     "bank-without-search": Explanation(
-        example=_harness('''
+        example=_harness(
+            '''
             input text: text
             input label: text oracle
 
@@ -651,11 +730,14 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = draft
-        ''', "draft_verify"),
+        ''',
+            "draft_verify",
+        ),
         fix="Add `search text` to the bank, naming the text field that `retrieve` compares with the query.",
     ),
     "bank-without-label": Explanation(
-        example=_harness('''
+        example=_harness(
+            '''
             input text: text
             input label: text oracle
 
@@ -683,12 +765,14 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = verify
-        ''', "draft_verify"),
+        ''',
+            "draft_verify",
+        ),
         fix="Add `label label` to the bank, naming the field that `label_in` and `label_not_in` filter on.",
     ),
     # ---- information flow and purpose --------------------------------------------------------------------
     "student-reads-stage": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
 
             llm plan {
@@ -708,12 +792,13 @@ EXPLANATIONS: dict[str, Explanation] = {
             teacher = solve else student
 
             output = extract_boxed(solve)
-        '''),
+        """),
         fix="The student sees only what the trained model will have alone: inputs and parameters. Show stage "
-            "results in the teacher.",
+        "results in the teacher.",
     ),
     "student-reads-oracle": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
             input answer: text oracle
 
@@ -729,11 +814,13 @@ EXPLANATIONS: dict[str, Explanation] = {
 
             output = extract_boxed(student)
             grade = math_equal(output, answer)
-        ''', "opsd"),
+        """,
+            "opsd",
+        ),
         fix="Remove the oracle input from the student view; it belongs in the teacher.",
     ),
     "oracle-at-inference": Explanation(
-        example=_harness('''
+        example=_harness("""
             input question: text
             input answer: text oracle
 
@@ -744,43 +831,54 @@ EXPLANATIONS: dict[str, Explanation] = {
 
             output = extract_boxed(solve)
             grade = math_equal(output, answer)
-        '''),
+        """),
         fix="Show the oracle input only when it is present: `{if answer}Reference answer: {answer}{end}`.",
     ),
     "missing-student": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             teacher = solve
 
             output = extract_boxed(solve)
-        '''),
+        """
+        ),
         purpose="train",
         fix='Declare the prompt the trained model will see alone: `student { user "{question}" }`.',
     ),
     "missing-teacher": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             student {
               user "{question}"
               max_tokens 1024
             }
 
             output = extract_boxed(solve)
-        '''),
+        """
+        ),
         purpose="train",
-        fix="Say whose context the teacher sees: `teacher = solve else student`, or a `teacher { ... }` "
-            "prompt.",
+        fix="Say whose context the teacher sees: `teacher = solve else student`, or a `teacher { ... }` prompt.",
     ),
     "missing-output": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
-        ''' + _SOLVE),
+        """
+            + _SOLVE
+        ),
         fix="Declare what the harness answers: `output = extract_boxed(solve)`.",
     ),
     "invalid-override": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
 
             param samples: int = 8
@@ -792,28 +890,35 @@ EXPLANATIONS: dict[str, Explanation] = {
             }
 
             output = majority([extract_boxed(solution) for solution in sample])
-        ''', "self_consistency"),
+        """,
+            "self_consistency",
+        ),
         overrides=(("sample", "4"),),
         fix="Name a declared `param` (the hint names the closest one) and give a value of its type: numbers "
-            'and lists as JSON (`--set samples=4`, `--set labels=["a","b"]`), text as is.',
+        'and lists as JSON (`--set samples=4`, `--set labels=["a","b"]`), text as is.',
     ),
     # ---- warnings ----------------------------------------------------------------------------------------
     "unused-stage": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
 
             llm plan {
               user "Plan how to solve: {question}"
               max_tokens 1024
             }
-        ''' + _SOLVE + '''
+        """
+            + _SOLVE
+            + """
             output = extract_boxed(solve)
-        '''),
+        """
+        ),
         fix="Use the stage (here show the plan to `solve`: `Plan: {plan}`) or remove it; unused stages still "
-            "cost a model call.",
+        "cost a model call.",
     ),
     "teacher-equals-student": Explanation(
-        example=_harness('''
+        example=_harness(
+            """
             input question: text
             input answer: text oracle
 
@@ -829,9 +934,11 @@ EXPLANATIONS: dict[str, Explanation] = {
 
             output = extract_boxed(student)
             grade = math_equal(output, answer)
-        ''', "opsd"),
+        """,
+            "opsd",
+        ),
         fix="Give the teacher more than the student sees (the reference answer inside `{if answer}...{end}`, "
-            "a plan, retrieved cases), or name a harness stage: `teacher = solve else student`.",
+        "a plan, retrieved cases), or name a harness stage: `teacher = solve else student`.",
     ),
 }
 
@@ -869,17 +976,21 @@ def run_example(code: str) -> tuple[list, str]:
             return text.replace(prefix, "")
 
         def relocate(span: Span) -> Span:
-            return Span(local(span.file), span.start, span.end, span.line, span.column, span.end_line,
-                              span.end_column)
+            return Span(local(span.file), span.start, span.end, span.line, span.column, span.end_line, span.end_column)
 
         diagnostics = [
-            Diagnostic(code=item.code, message=local(item.message), span=relocate(item.span),
-                       label=item.label, hints=item.hints, severity=item.severity,
-                       labels=tuple(Label(relocate(label.span), label.message) for label in item.labels))
+            Diagnostic(
+                code=item.code,
+                message=local(item.message),
+                span=relocate(item.span),
+                label=item.label,
+                hints=item.hints,
+                severity=item.severity,
+                labels=tuple(Label(relocate(label.span), label.message) for label in item.labels),
+            )
             for item in compilation.diagnostics
         ]
-        sources = {local(name): SourceFile(local(name), source.text)
-                   for name, source in compilation.sources.items()}
+        sources = {local(name): SourceFile(local(name), source.text) for name, source in compilation.sources.items()}
     return diagnostics, render_all(diagnostics, sources)
 
 
@@ -966,8 +1077,9 @@ def markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harnessc.explanations",
-                                     description="Print the explanation of diagnostic codes.")
+    parser = argparse.ArgumentParser(
+        prog="python -m harnessc.explanations", description="Print the explanation of diagnostic codes."
+    )
     parser.add_argument("--markdown", action="store_true", help="print docs/diagnostics.md")
     parser.add_argument("codes", nargs="*", metavar="CODE", help="codes to explain (default: all)")
     args = parser.parse_args(argv)

@@ -94,8 +94,14 @@ def _view_roots(harness: ir.Harness) -> list[tuple[str, object]]:
 # ---- renderers ----------------------------------------------------------------------------------------
 
 _MERMAID_SHAPES = {
-    "input": ("[/", "/]"), "oracle": ("[/", "/]"), "bank": ("[(", ")]"), "llm": ("[", "]"),
-    "let": ("(", ")"), "loop": ("{{", "}}"), "view": ("([", "])"), "output": ("[[", "]]"),
+    "input": ("[/", "/]"),
+    "oracle": ("[/", "/]"),
+    "bank": ("[(", ")]"),
+    "llm": ("[", "]"),
+    "let": ("(", ")"),
+    "loop": ("{{", "}}"),
+    "view": ("([", "])"),
+    "output": ("[[", "]]"),
 }
 
 
@@ -113,7 +119,10 @@ def to_mermaid(model: GraphModel) -> str:
     for edge in model.edges:
         arrow = f"-->|{edge.label}|" if edge.label else "-->"
         lines.append(f"  {edge.source} {arrow} {edge.target}")
-    lines += ["  classDef oracle stroke-dasharray: 5 5", *[f"  class {n.id} oracle" for n in model.nodes if n.kind == "oracle"]]
+    lines += [
+        "  classDef oracle stroke-dasharray: 5 5",
+        *[f"  class {n.id} oracle" for n in model.nodes if n.kind == "oracle"],
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -128,8 +137,14 @@ def _escape(text: str) -> str:
 
 
 _DOT_SHAPES = {
-    "input": "parallelogram", "oracle": "parallelogram", "bank": "cylinder", "llm": "box", "let": "ellipse",
-    "loop": "hexagon", "view": "note", "output": "doubleoctagon",
+    "input": "parallelogram",
+    "oracle": "parallelogram",
+    "bank": "cylinder",
+    "llm": "box",
+    "let": "ellipse",
+    "loop": "hexagon",
+    "view": "note",
+    "output": "doubleoctagon",
 }
 
 
@@ -178,4 +193,3 @@ def render(harness: ir.Harness, style: str) -> str:
     if style == "dot":
         return to_dot(model)
     return "\n".join(to_tree_lines(model)) + "\n"
-

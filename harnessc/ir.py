@@ -11,7 +11,8 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal as TypingLiteral, Union
+from typing import Any, Union
+from typing import Literal as TypingLiteral
 
 from harnessc.source import Span
 from harnessc.types import Record, Type, parse_type
@@ -107,7 +108,9 @@ class TemplateExpr:
     span: Span
 
 
-Expr = Union[Literal, Ref, FieldRef, CallExpr, ListExpr, ComprehensionExpr, NotExpr, LogicExpr, CompareExpr, TemplateExpr]
+Expr = Union[
+    Literal, Ref, FieldRef, CallExpr, ListExpr, ComprehensionExpr, NotExpr, LogicExpr, CompareExpr, TemplateExpr
+]
 
 
 # ---- templates ---------------------------------------------------------------------------------------
@@ -328,8 +331,10 @@ def _node_fields(cls: type) -> tuple[str, ...]:
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(
-            field.name for field in dataclasses.fields(cls)
-            if field.type not in _LEAF_FIELDS and not str(field.type).startswith("TypingLiteral["))
+            field.name
+            for field in dataclasses.fields(cls)
+            if field.type not in _LEAF_FIELDS and not str(field.type).startswith("TypingLiteral[")
+        )
     return names
 
 

@@ -51,8 +51,13 @@ class _Declaration:
 
 
 class Lowerer(ExpressionLowering):
-    def __init__(self, module: ast.Module, snippets: Mapping[str, ast.SnippetDecl], sources: Mapping[str, SourceFile],
-                 registry: Registry) -> None:
+    def __init__(
+        self,
+        module: ast.Module,
+        snippets: Mapping[str, ast.SnippetDecl],
+        sources: Mapping[str, SourceFile],
+        registry: Registry,
+    ) -> None:
         self.module = module
         self.sources = sources
         self.registry = registry
@@ -68,8 +73,9 @@ class Lowerer(ExpressionLowering):
         # An import that could not be read (reported as import-not-found) may declare any snippet: names
         # that are unknown here are then most likely its snippets, and are not reported a second time.
         directory = PurePath(module.path).parent
-        self.missing_imports = any(str(directory / item.path.value) not in sources
-                                   for item in module.items if isinstance(item, ast.Import))
+        self.missing_imports = any(
+            str(directory / item.path.value) not in sources for item in module.items if isinstance(item, ast.Import)
+        )
 
     # ---- entry point ------------------------------------------------------------------------------------
 
@@ -90,15 +96,23 @@ class Lowerer(ExpressionLowering):
         return ir.Harness(
             name=header.name.name if header else "",
             description=header.description.value if header and header.description else "",
-            inputs=inputs, params=params, banks=banks, stages=self.ordered_stages(),
-            student=student, teacher=teacher, output=output, student_output=student_output, grade=grade,
-            files=tuple(self.sources), name_span=header.name.span if header else self.module.span,
+            inputs=inputs,
+            params=params,
+            banks=banks,
+            stages=self.ordered_stages(),
+            student=student,
+            teacher=teacher,
+            output=output,
+            student_output=student_output,
+            grade=grade,
+            files=tuple(self.sources),
+            name_span=header.name.span if header else self.module.span,
             span=self.module.span,
         )
 
     def source_text(self, span: Span) -> str:
         source = self.sources.get(span.file)
-        return source.text[span.start:span.end] if source is not None else ""
+        return source.text[span.start : span.end] if source is not None else ""
 
     def items(self, kind: type) -> list:
         return [item for item in self.module.items if isinstance(item, kind)]
@@ -135,9 +149,18 @@ class Lowerer(ExpressionLowering):
                     order.append(name)
         return order
 
-    def error(self, code: str, message: str, span: Span, label: str = "", hints: tuple[str, ...] = (),
-              labels: tuple[Label, ...] = ()) -> None:
-        self.diagnostics.append(Diagnostic(code=code, message=message, span=span, label=label, hints=hints, labels=labels))
+    def error(
+        self,
+        code: str,
+        message: str,
+        span: Span,
+        label: str = "",
+        hints: tuple[str, ...] = (),
+        labels: tuple[Label, ...] = (),
+    ) -> None:
+        self.diagnostics.append(
+            Diagnostic(code=code, message=message, span=span, label=label, hints=hints, labels=labels)
+        )
 
     # ---- declarations -------------------------------------------------------------------------------------
 
@@ -162,15 +185,24 @@ class Lowerer(ExpressionLowering):
         previous = self.declarations.get(name.name)
         if name.name in _RESERVED_NAMES:
             meaning, instead = _RESERVED_NAMES[name.name]
-            self.error("duplicate-definition", f"`{name.name}` is reserved for {meaning} and cannot be "
-                       f"redefined as {article(KIND_WORDS[kind])}", name.span, "reserved name",
-                       (f"rename it, e.g. `{instead}`",))
+            self.error(
+                "duplicate-definition",
+                f"`{name.name}` is reserved for {meaning} and cannot be redefined as {article(KIND_WORDS[kind])}",
+                name.span,
+                "reserved name",
+                (f"rename it, e.g. `{instead}`",),
+            )
             # Uses of the name are follow-ons of this one mistake: unknown_name stays quiet about them.
             self.rejected.add(name.name)
             return
         if previous is not None:
-            self.error("duplicate-definition", f"`{name.name}` is defined more than once", name.span,
-                       "defined again here", labels=(Label(previous.span, "first defined here"),))
+            self.error(
+                "duplicate-definition",
+                f"`{name.name}` is defined more than once",
+                name.span,
+                "defined again here",
+                labels=(Label(previous.span, "first defined here"),),
+            )
             return
         self.declarations[name.name] = _Declaration(kind, node, name.span, loop)
 
@@ -178,8 +210,13 @@ class Lowerer(ExpressionLowering):
         for kind, what in _SINGLE_DECLARATIONS.items():
             found = [item for item in self.module.items if isinstance(item, kind)]
             for item in found[1:]:
-                self.error("duplicate-definition", f"{what} is declared more than once", item.span,
-                           "declared again here", labels=(Label(found[0].span, "first declared here"),))
+                self.error(
+                    "duplicate-definition",
+                    f"{what} is declared more than once",
+                    item.span,
+                    "declared again here",
+                    labels=(Label(found[0].span, "first declared here"),),
+                )
 
     # ---- inputs, params, banks ----------------------------------------------------------------------------
 
@@ -187,11 +224,17 @@ class Lowerer(ExpressionLowering):
         flags = {flag.name for flag in node.flags}
         for flag in node.flags:
             if flag.name not in ("optional", "oracle"):
-                self.error("unknown-flag", f"unknown input flag `{flag.name}`", flag.span, "not a flag",
-                           did_you_mean(flag.name, ("optional", "oracle")) or ("input flags are `optional` and `oracle`",))
+                self.error(
+                    "unknown-flag",
+                    f"unknown input flag `{flag.name}`",
+                    flag.span,
+                    "not a flag",
+                    did_you_mean(flag.name, ("optional", "oracle")) or ("input flags are `optional` and `oracle`",),
+                )
         typ = self.lower_type(node.type, allow_bank=False)
-        return ir.Input(name=node.name.name, type=typ, optional="optional" in flags, oracle="oracle" in flags,
-                        span=node.span)
+        return ir.Input(
+            name=node.name.name, type=typ, optional="optional" in flags, oracle="oracle" in flags, span=node.span
+        )
 
     def input_type(self, name: str) -> Type:
         node = self.declarations[name].node
@@ -203,20 +246,30 @@ class Lowerer(ExpressionLowering):
         typ = self.lower_type(node.type, allow_bank=False)
         default = self.lower_constant(node.default, Scope("param"))
         if not isinstance(default, ir.Literal) and not isinstance(default.type, AnyType):
-            self.error("not-constant", "a parameter's default must be a constant", node.default.span,
-                       "not a constant", ("write a literal: a number, a string, true/false or a list of them",))
+            self.error(
+                "not-constant",
+                "a parameter's default must be a constant",
+                node.default.span,
+                "not a constant",
+                ("write a literal: a number, a string, true/false or a list of them",),
+            )
         self.expect_type(default, typ, "the parameter's default")
         value = default.value if isinstance(default, ir.Literal) else None
-        return ir.Param(name=node.name.name, type=typ, default=ir.Literal(value=value, type=typ, span=default.span),
-                        span=node.span)
+        return ir.Param(
+            name=node.name.name, type=typ, default=ir.Literal(value=value, type=typ, span=default.span), span=node.span
+        )
 
     def check_unique_fields(self, fields: tuple, what: str) -> None:
         first: dict[str, Span] = {}
         for item in fields:
             if item.name.name in first:
-                self.error("duplicate-definition", f"the {what} has two fields named `{item.name.name}`",
-                           item.name.span, "defined again here",
-                           labels=(Label(first[item.name.name], "first defined here"),))
+                self.error(
+                    "duplicate-definition",
+                    f"the {what} has two fields named `{item.name.name}`",
+                    item.name.span,
+                    "defined again here",
+                    labels=(Label(first[item.name.name], "first defined here"),),
+                )
             first.setdefault(item.name.name, item.name.span)
 
     def lower_bank(self, node: ast.BankDecl) -> ir.Bank:
@@ -229,15 +282,26 @@ class Lowerer(ExpressionLowering):
             if setting.key.name not in _BANK_SETTINGS:
                 hint = did_you_mean(setting.key.name, _BANK_SETTINGS)
                 misspelled.update(name for name in _BANK_SETTINGS if hint and f"`{name}`" in hint[0])
-                self.error("unknown-option", f"unknown bank setting `{setting.key.name}`", setting.key.span,
-                           "not a bank setting", hint)
+                self.error(
+                    "unknown-option",
+                    f"unknown bank setting `{setting.key.name}`",
+                    setting.key.span,
+                    "not a bank setting",
+                    hint,
+                )
         # A misspelled `search` is reported once, as unknown, not again as missing.
-        search = self.bank_field_setting(settings.get("search"), entry, node,
-                                         required="search" not in misspelled)
+        search = self.bank_field_setting(settings.get("search"), entry, node, required="search" not in misspelled)
         label = self.bank_field_setting(settings.get("label"), entry, node, required=False)
         file = self.constant_text(settings.get("file"))
-        return ir.Bank(name=node.name.name, entry=entry, fields=fields, search_field=search or "",
-                       label_field=label, file=file, span=node.span)
+        return ir.Bank(
+            name=node.name.name,
+            entry=entry,
+            fields=fields,
+            search_field=search or "",
+            label_field=label,
+            file=file,
+            span=node.span,
+        )
 
     def lower_bank_field(self, node: ast.BankField) -> ir.BankField:
         typ = self.lower_type(node.type, allow_bank=False)
@@ -245,15 +309,20 @@ class Lowerer(ExpressionLowering):
         self.expect_type(value, typ, f"bank field `{node.name.name}`")
         return ir.BankField(name=node.name.name, type=typ, value=value, span=node.span)
 
-    def bank_field_setting(self, setting: ast.Setting | None, entry: Record, bank: ast.BankDecl,
-                           required: bool) -> str | None:
+    def bank_field_setting(
+        self, setting: ast.Setting | None, entry: Record, bank: ast.BankDecl, required: bool
+    ) -> str | None:
         if setting is None:
             if required:
                 texts = [name for name, typ in entry.fields if typ == TEXT]
                 example = f", e.g. `search {texts[0]}`" if texts else ""
-                self.error("bank-without-search", f"bank `{bank.name.name}` does not say which field to search",
-                           bank.name.span, "declared here",
-                           (f"add `search FIELD` naming a text field of the entry{example}",))
+                self.error(
+                    "bank-without-search",
+                    f"bank `{bank.name.name}` does not say which field to search",
+                    bank.name.span,
+                    "declared here",
+                    (f"add `search FIELD` naming a text field of the entry{example}",),
+                )
             return None
         value = setting.value
         if not isinstance(value, ast.Name):
@@ -261,8 +330,13 @@ class Lowerer(ExpressionLowering):
             return None
         field_type = entry.field(value.name)
         if field_type is None:
-            self.error("unknown-field", f"bank `{bank.name.name}` has no field `{value.name}`", value.span,
-                       "no such field", did_you_mean(value.name, [name for name, _ in entry.fields]))
+            self.error(
+                "unknown-field",
+                f"bank `{bank.name.name}` has no field `{value.name}`",
+                value.span,
+                "no such field",
+                did_you_mean(value.name, [name for name, _ in entry.fields]),
+            )
             return None
         if field_type != TEXT:
             self.error("type-mismatch", f"the `{setting.key.name}` field must be text, not {field_type}", value.span)
@@ -283,14 +357,23 @@ class Lowerer(ExpressionLowering):
         if isinstance(node, ast.RecordType):
             if report:
                 self.check_unique_fields(node.fields, "record")
-            return Record(tuple((item.name.name, self.lower_type(item.type, allow_bank=False, report=report))
-                                for item in node.fields))
+            return Record(
+                tuple(
+                    (item.name.name, self.lower_type(item.type, allow_bank=False, report=report))
+                    for item in node.fields
+                )
+            )
         if isinstance(node, ast.GenericType):
             if node.name.name == "list":
                 return ListOf(self.lower_type(node.argument, allow_bank=False, report=report))
             if report:
-                self.error("unknown-type", f"unknown type `{node.name.name}[...]`", node.name.span, "not a type",
-                           did_you_mean(node.name.name, ["list"]) or ("the generic type is `list[T]`",))
+                self.error(
+                    "unknown-type",
+                    f"unknown type `{node.name.name}[...]`",
+                    node.name.span,
+                    "not a type",
+                    did_you_mean(node.name.name, ["list"]) or ("the generic type is `list[T]`",),
+                )
             return ANY
         name = node.name.name
         if name in SCALARS:
@@ -309,8 +392,12 @@ class Lowerer(ExpressionLowering):
         if not unify(expected, value.type, {}) or (
             isinstance(value.type, Optional_) and not isinstance(expected, Optional_)
         ):
-            self.error("type-mismatch", f"{what} must be {expected}, but this is {value.type}", value.span,
-                       f"this is {value.type}")
+            self.error(
+                "type-mismatch",
+                f"{what} must be {expected}, but this is {value.type}",
+                value.span,
+                f"this is {value.type}",
+            )
 
     # ---- stages -----------------------------------------------------------------------------------------------
 
@@ -331,8 +418,9 @@ class Lowerer(ExpressionLowering):
             stage: ir.Stage = self.lower_llm(node, scope, declaration.loop)
         elif isinstance(node, ast.LetStage):
             value = self.lower_expr(node.value, scope)
-            stage = ir.LetStage(name=name, value=value, loop=declaration.loop, type=value.type, name_span=node.name.span,
-                                 span=node.span)
+            stage = ir.LetStage(
+                name=name, value=value, loop=declaration.loop, type=value.type, name_span=node.name.span, span=node.span
+            )
         else:
             stage = self.lower_loop(node)
         self.in_progress.discard(name)
@@ -348,8 +436,16 @@ class Lowerer(ExpressionLowering):
         typ: Type = ListOf(TEXT) if prompt.option("n") is not None else TEXT
         if guard is not None and fallback is None:
             typ = make_optional(typ)
-        return ir.LlmStage(name=node.name.name, prompt=prompt, guard=guard, fallback=fallback, loop=loop,
-                           type=typ, name_span=node.name.span, span=node.span)
+        return ir.LlmStage(
+            name=node.name.name,
+            prompt=prompt,
+            guard=guard,
+            fallback=fallback,
+            loop=loop,
+            type=typ,
+            name_span=node.name.span,
+            span=node.span,
+        )
 
     def lower_prompt(self, body: ast.Body, scope: Scope, span: Span | None = None) -> ir.Prompt:
         """`span`: the whole declaration for a view (`student { ... }`), so diagnostics about the view point
@@ -358,16 +454,21 @@ class Lowerer(ExpressionLowering):
         for setting in body.settings:
             key = setting.key.name
             if key in ROLES:
-                messages.append(ir.Message(role=key, template=self.lower_message(setting.value, scope),
-                                           span=setting.span))
+                messages.append(
+                    ir.Message(role=key, template=self.lower_message(setting.value, scope), span=setting.span)
+                )
             elif key in OPTIONS:
-                option = lower_option(setting, lambda raw: self.lower_constant(raw, Scope("option")),
-                                      self.error)
+                option = lower_option(setting, lambda raw: self.lower_constant(raw, Scope("option")), self.error)
                 if option is not None:
                     options.append(option)
             else:
-                self.error("unknown-option", f"unknown message role or option `{key}`", setting.key.span,
-                           "not a role or option", did_you_mean(key, [*ROLES, *OPTIONS]))
+                self.error(
+                    "unknown-option",
+                    f"unknown message role or option `{key}`",
+                    setting.key.span,
+                    "not a role or option",
+                    did_you_mean(key, [*ROLES, *OPTIONS]),
+                )
         self.check_duplicate_options(options)
         return ir.Prompt(messages=tuple(messages), options=tuple(options), span=span or body.span)
 
@@ -375,8 +476,13 @@ class Lowerer(ExpressionLowering):
         seen: dict[str, ir.Option] = {}
         for option in options:
             if option.name in seen:
-                self.error("duplicate-definition", f"option `{option.name}` is set more than once", option.span,
-                           "set again here", labels=(Label(seen[option.name].span, "first set here"),))
+                self.error(
+                    "duplicate-definition",
+                    f"option `{option.name}` is set more than once",
+                    option.span,
+                    "set again here",
+                    labels=(Label(seen[option.name].span, "first set here"),),
+                )
             seen.setdefault(option.name, option)
 
     def lower_message(self, value: ast.Expr, scope: Scope) -> ir.Template:
@@ -388,14 +494,21 @@ class Lowerer(ExpressionLowering):
         if undeclared and value.name not in scope.locals:
             self.unknown_name(value, scope)  # `system MATH_EXPRT`: a misspelled snippet, not a type error
             return ir.Template(parts=(), span=value.span)
-        self.error("type-mismatch", "a message is a string (or the name of a snippet)", value.span, "not a string",
-                   ('write the text in quotes: user "..."; interpolate values with {name}',))
+        self.error(
+            "type-mismatch",
+            "a message is a string (or the name of a snippet)",
+            value.span,
+            "not a string",
+            ('write the text in quotes: user "..."; interpolate values with {name}',),
+        )
         return ir.Template(parts=(), span=value.span)
 
     def lower_loop(self, node: ast.LoopStage) -> ir.LoopStage:
         outer = Scope("stage")
         initial = self.lower_expr(node.initial, outer)
-        self.stage_types[node.name.name] = strip_optional(initial.type) if not isinstance(initial.type, AnyType) else ANY
+        self.stage_types[node.name.name] = (
+            strip_optional(initial.type) if not isinstance(initial.type, AnyType) else ANY
+        )
         bound = self.loop_bound(node)
         inner = Scope("stage", loop=node.name.name)
         steps: list[str | ir.Until] = []
@@ -410,20 +523,39 @@ class Lowerer(ExpressionLowering):
         self.check_loop_clauses(node, nexts)
         for name in [step for step in steps if isinstance(step, str)]:
             self.lower_stage(name)
-        next_value = self.lower_expr(nexts[0].value, inner) if nexts else ir.Ref(
-            name=node.name.name, kind="loop", type=initial.type, span=node.name.span)
+        next_value = (
+            self.lower_expr(nexts[0].value, inner)
+            if nexts
+            else ir.Ref(name=node.name.name, kind="loop", type=initial.type, span=node.name.span)
+        )
         if nexts:
             self.expect_type(next_value, strip_optional(initial.type), "the value of `next`")
-        return ir.LoopStage(name=node.name.name, initial=initial, max_iterations=bound, steps=tuple(steps),
-                            next=next_value, type=initial.type, name_span=node.name.span, span=node.span)
+        return ir.LoopStage(
+            name=node.name.name,
+            initial=initial,
+            max_iterations=bound,
+            steps=tuple(steps),
+            next=next_value,
+            type=initial.type,
+            name_span=node.name.span,
+            span=node.span,
+        )
 
     def loop_bound(self, node: ast.LoopStage) -> ir.Expr:
         if node.bound is None:
             initial = self.source_text(node.initial.span)
-            example = f"loop {node.name.name} from {initial} max 3 {{" if "\n" not in initial else \
-                "loop refine from draft max 3 {"
-            self.error("unbounded-loop", f"loop `{node.name.name}` has no bound", node.name.span,
-                       "this loop could run forever", (f"add `max N` after the initial value: `{example}`",))
+            example = (
+                f"loop {node.name.name} from {initial} max 3 {{"
+                if "\n" not in initial
+                else "loop refine from draft max 3 {"
+            )
+            self.error(
+                "unbounded-loop",
+                f"loop `{node.name.name}` has no bound",
+                node.name.span,
+                "this loop could run forever",
+                (f"add `max N` after the initial value: `{example}`",),
+            )
             return ir.Literal(value=None, type=ANY, span=node.name.span)
         bound = self.lower_expr(node.bound, Scope("option"))
         self.expect_type(bound, INT, "a loop's bound")
@@ -431,16 +563,25 @@ class Lowerer(ExpressionLowering):
 
     def check_loop_clauses(self, node: ast.LoopStage, nexts: list[ast.Next]) -> None:
         untils = [item for item in node.items if isinstance(item, ast.Until)]
-        for extra in (untils[1:] + nexts[1:]):
+        for extra in untils[1:] + nexts[1:]:
             first = (untils if isinstance(extra, ast.Until) else nexts)[0]
-            self.error("duplicate-definition", "a loop has at most one `until` and one `next`", extra.span,
-                       "declared again here", labels=(Label(first.span, "first declared here"),))
+            self.error(
+                "duplicate-definition",
+                "a loop has at most one `until` and one `next`",
+                extra.span,
+                "declared again here",
+                labels=(Label(first.span, "first declared here"),),
+            )
         if not nexts:
             steps = [item.name.name for item in node.items if isinstance(item, (ast.LlmStage, ast.LetStage))]
             example = f", e.g. `next {steps[-1]}` after the last step" if steps else ""
-            self.error("loop-without-next", f"loop `{node.name.name}` never updates its value", node.name.span,
-                       "no `next` in this loop",
-                       (f"add `next STAGE` saying which value the next iteration works on{example}",))
+            self.error(
+                "loop-without-next",
+                f"loop `{node.name.name}` never updates its value",
+                node.name.span,
+                "no `next` in this loop",
+                (f"add `next STAGE` saying which value the next iteration works on{example}",),
+            )
 
     def ordered_stages(self) -> tuple[ir.Stage, ...]:
         """Stages in dependency order (declaration order among independent ones); loop bodies follow their
@@ -470,40 +611,70 @@ class Lowerer(ExpressionLowering):
         kind = self.kind_of(name.name)
         if kind is None:
             llm_names = [n for n, d in self.declarations.items() if d.kind == "llm"] + ["student"]
-            self.error("unknown-name", f"unknown stage `{name.name}`", name.span, "not defined",
-                       did_you_mean(name.name, llm_names))
+            self.error(
+                "unknown-name",
+                f"unknown stage `{name.name}`",
+                name.span,
+                "not defined",
+                did_you_mean(name.name, llm_names),
+            )
         elif kind != "llm":
-            self.error("teacher-not-llm", f"the teacher context must come from an LLM stage, and `{name.name}` is a {KIND_WORDS[kind]}",
-                       name.span, "not an LLM stage",
-                       ("the teacher sees the rendered messages of an `llm` stage, or of an explicit `teacher { ... }`",))
+            self.error(
+                "teacher-not-llm",
+                f"the teacher context must come from an LLM stage, and `{name.name}` is a {KIND_WORDS[kind]}",
+                name.span,
+                "not an LLM stage",
+                ("the teacher sees the rendered messages of an `llm` stage, or of an explicit `teacher { ... }`",),
+            )
 
     def lower_single(self, kind: type, context: str) -> ir.Expr | None:
         found = self.items(kind)
         return self.lower_expr(found[0].value, Scope(context)) if found else None
 
+
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _MAX_LOWERING_DEPTH = 40  # stages lowered recursively, one inside the other (each takes ~10 Python frames)
 _DECLARATION_KINDS = {
-    ast.InputDecl: "input", ast.ParamDecl: "param", ast.SnippetDecl: "snippet", ast.BankDecl: "bank",
-    ast.LlmStage: "llm", ast.LetStage: "let", ast.LoopStage: "loop",
+    ast.InputDecl: "input",
+    ast.ParamDecl: "param",
+    ast.SnippetDecl: "snippet",
+    ast.BankDecl: "bank",
+    ast.LlmStage: "llm",
+    ast.LetStage: "let",
+    ast.LoopStage: "loop",
 }
 _SINGLE_DECLARATIONS = {
-    ast.StudentView: "the student view", ast.OutputDecl: "`output`", ast.StudentOutputDecl: "`student_output`",
-    ast.GradeDecl: "`grade`", (ast.TeacherTemplate, ast.TeacherChain): "the teacher view",
+    ast.StudentView: "the student view",
+    ast.OutputDecl: "`output`",
+    ast.StudentOutputDecl: "`student_output`",
+    ast.GradeDecl: "`grade`",
+    (ast.TeacherTemplate, ast.TeacherChain): "the teacher view",
 }
 _BANK_SETTINGS = ("search", "label", "file")
 # Names that the language itself gives a meaning: what they mean, and a name to suggest instead.
-_RESERVED_NAMES = {"student": ("the student view and its completion", "attempt"),
-                   "output": ("the harness's answer (`output = ...`)", "answer")}
+_RESERVED_NAMES = {
+    "student": ("the student view and its completion", "attempt"),
+    "output": ("the harness's answer (`output = ...`)", "answer"),
+}
 
 
 # Type names from other languages, mapped to the harness language's own (for the "unknown type" hint).
-_TYPE_SYNONYMS = {"string": "text", "str": "text", "integer": "int", "boolean": "bool", "number": "float",
-                  "double": "float", "array": "list[T]", "dict": "record{...}", "object": "record{...}"}
+_TYPE_SYNONYMS = {
+    "string": "text",
+    "str": "text",
+    "integer": "int",
+    "boolean": "bool",
+    "number": "float",
+    "double": "float",
+    "array": "list[T]",
+    "dict": "record{...}",
+    "object": "record{...}",
+}
 
 
-def lower_module(module: ast.Module, snippets: Mapping[str, ast.SnippetDecl], sources: Mapping[str, SourceFile],
-                 registry: Registry) -> tuple[ir.Harness, list[Diagnostic]]:
+def lower_module(
+    module: ast.Module, snippets: Mapping[str, ast.SnippetDecl], sources: Mapping[str, SourceFile], registry: Registry
+) -> tuple[ir.Harness, list[Diagnostic]]:
     lowerer = Lowerer(module, snippets, sources, registry)
     harness = lowerer.lower()
     return harness, lowerer.diagnostics

@@ -35,8 +35,15 @@ from harnessc.types import (
 # `output` the harness's output (only the grade reads it).
 CONTEXTS_SEEING_STUDENT = {"output", "student_output"}
 
-KIND_WORDS = {"input": "input", "param": "parameter", "snippet": "snippet", "bank": "memory bank",
-               "llm": "LLM stage", "let": "`let` stage", "loop": "loop"}
+KIND_WORDS = {
+    "input": "input",
+    "param": "parameter",
+    "snippet": "snippet",
+    "bank": "memory bank",
+    "llm": "LLM stage",
+    "let": "`let` stage",
+    "loop": "loop",
+}
 
 MAX_SNIPPET_DEPTH = 16  # snippets filled in one inside the other
 
@@ -92,14 +99,26 @@ class ExpressionLowering:
         """A snippet's template, filled in where it is used. A snippet that includes itself (directly or
         through others) is reported, as is a chain of snippets too deep to expand; the use is left empty."""
         if name in self.expanding or len(self.expanding) >= MAX_SNIPPET_DEPTH:
-            chain = " → ".join(f"`{item}`" for item in [*self.expanding[self.expanding.index(name):], name]) \
-                if name in self.expanding else ""
+            chain = (
+                " → ".join(f"`{item}`" for item in [*self.expanding[self.expanding.index(name) :], name])
+                if name in self.expanding
+                else ""
+            )
             if chain:
-                self.error("cycle", f"snippet `{name}` includes itself: {chain}", span, "included again here",
-                           ("a snippet may use other snippets, but not itself",))
+                self.error(
+                    "cycle",
+                    f"snippet `{name}` includes itself: {chain}",
+                    span,
+                    "included again here",
+                    ("a snippet may use other snippets, but not itself",),
+                )
             else:
-                self.error("syntax-error", f"snippets include each other more than {MAX_SNIPPET_DEPTH} levels "
-                           "deep", span, "nested too deeply")
+                self.error(
+                    "syntax-error",
+                    f"snippets include each other more than {MAX_SNIPPET_DEPTH} levels deep",
+                    span,
+                    "nested too deeply",
+                )
             return ir.Template(parts=(), span=span)
         self.expanding.append(name)
         try:
@@ -124,12 +143,20 @@ class ExpressionLowering:
         if isinstance(part, IfPart):
             condition = self.lower_expr(part.condition, scope)
             inside = scope.narrowed(presence_names(part.condition))
-            return ir.IfPart(condition=condition, then=self.lower_parts(part.then, inside),
-                             otherwise=self.lower_parts(part.otherwise, scope), span=part.span)
+            return ir.IfPart(
+                condition=condition,
+                then=self.lower_parts(part.then, inside),
+                otherwise=self.lower_parts(part.otherwise, scope),
+                span=part.span,
+            )
         iterable = self.lower_expr(part.iterable, scope)
         item = self.item_type(iterable, "`{for}` iterates over")
-        return ir.ForPart(variable=part.variable.name, iterable=iterable,
-                          body=self.lower_parts(part.body, scope.bind(part.variable.name, item)), span=part.span)
+        return ir.ForPart(
+            variable=part.variable.name,
+            iterable=iterable,
+            body=self.lower_parts(part.body, scope.bind(part.variable.name, item)),
+            span=part.span,
+        )
 
     def lower_placeholder(self, part: PlaceholderPart, scope: Scope) -> ir.Expr:
         value = self.lower_expr(part.expr, scope)
@@ -138,35 +165,56 @@ class ExpressionLowering:
         named = isinstance(part.expr, (ast.Name, ast.FieldAccess))
         written = describe(part.expr).strip("`") if named else ""
         if isinstance(typ, Optional_):
-            hint = (f"show it only when present: {{if {written}}}...{{{written}}}...{{end}}" if written else
-                    "show it only when present, inside {if CONDITION}...{end} testing the absent value")
-            self.error("optional-placeholder", f"{describe(part.expr)} may be absent here", part.expr.span,
-                       f"{typ}", (hint,))
+            hint = (
+                f"show it only when present: {{if {written}}}...{{{written}}}...{{end}}"
+                if written
+                else "show it only when present, inside {if CONDITION}...{end} testing the absent value"
+            )
+            self.error(
+                "optional-placeholder", f"{describe(part.expr)} may be absent here", part.expr.span, f"{typ}", (hint,)
+            )
         elif isinstance(typ, ListOf):
             shown = written or "LIST"
             hint = f"repeat a segment with {{for item in {shown}}}...{{item}}...{{end}}"
             if typ.item == TEXT:
-                hint += f", or print join({shown}, \", \")"
-            self.error("placeholder-type", f"a list cannot be printed directly ({typ})", part.expr.span, "a list",
-                       (hint,))
+                hint += f', or print join({shown}, ", ")'
+            self.error(
+                "placeholder-type", f"a list cannot be printed directly ({typ})", part.expr.span, "a list", (hint,)
+            )
         elif isinstance(typ, Record):
             fields = [f"{{{written or 'entry'}.{name}}}" for name, _ in typ.fields]
-            self.error("placeholder-type", f"a {typ} cannot be printed directly", part.expr.span, "not printable",
-                       ("print one of its fields: " + " or ".join(fields[:3]),))
+            self.error(
+                "placeholder-type",
+                f"a {typ} cannot be printed directly",
+                part.expr.span,
+                "not printable",
+                ("print one of its fields: " + " or ".join(fields[:3]),),
+            )
         elif isinstance(typ, Bank):
-            self.error("placeholder-type", f"a memory bank ({typ}) cannot be printed directly",
-                       part.expr.span, "not printable",
-                       (f"print entries found with retrieve({written or 'BANK'}, QUERY) in "
-                        "{for case in ...}...{case.FIELD}...{end}",))
+            self.error(
+                "placeholder-type",
+                f"a memory bank ({typ}) cannot be printed directly",
+                part.expr.span,
+                "not printable",
+                (
+                    f"print entries found with retrieve({written or 'BANK'}, QUERY) in "
+                    "{for case in ...}...{case.FIELD}...{end}",
+                ),
+            )
         return value
 
-    # ---- expressions ---------------------------------------------------------------------------------------------------
+    # ---- expressions ----------------------------------------------------------------------------------------
 
     def lower_condition(self, node: ast.Expr, scope: Scope) -> ir.Expr:
         value = self.lower_expr(node, scope)
         if not unify(BOOL, strip_optional(value.type), {}):
-            self.error("type-mismatch", f"a condition must be bool, but this is {value.type}", node.span,
-                       f"this is {value.type}", ("test text or lists with nonempty(...)",))
+            self.error(
+                "type-mismatch",
+                f"a condition must be bool, but this is {value.type}",
+                node.span,
+                f"this is {value.type}",
+                ("test text or lists with nonempty(...)",),
+            )
         return value
 
     def lower_expr(self, node: ast.Expr, scope: Scope) -> ir.Expr:
@@ -204,8 +252,12 @@ class ExpressionLowering:
             if isinstance(item_type, AnyType):
                 item_type = item.type
             elif not unify(item_type, item.type, {}):
-                self.error("type-mismatch", f"list items must share one type: {item_type} and {item.type}", item.span,
-                           f"this is {item.type}")
+                self.error(
+                    "type-mismatch",
+                    f"list items must share one type: {item_type} and {item.type}",
+                    item.span,
+                    f"this is {item.type}",
+                )
         typ = ListOf(item_type)
         if all(isinstance(item, ir.Literal) for item in items):
             return ir.Literal(value=tuple(item.value for item in items), type=typ, span=span)
@@ -225,8 +277,13 @@ class ExpressionLowering:
         if kind == "snippet":
             return ir.TemplateExpr(template=self.expand_snippet(name, node.span, scope), type=TEXT, span=node.span)
         if scope.context in ("option", "param") and kind != "param":
-            self.error("not-constant", f"`{name}` is not a constant", node.span, article(KIND_WORDS[kind]),
-                       ("options and defaults may use literals and `param`s only",))
+            self.error(
+                "not-constant",
+                f"`{name}` is not a constant",
+                node.span,
+                article(KIND_WORDS[kind]),
+                ("options and defaults may use literals and `param`s only",),
+            )
             return ir.Ref(name=name, kind=REF_KIND[kind], type=ANY, span=node.span)
         typ = self.type_of(name, kind, scope)
         if name in scope.present:
@@ -255,8 +312,11 @@ class ExpressionLowering:
             return self.lower_type(self.declarations[name].node.type, allow_bank=False, report=False)
         if kind == "bank":
             node = self.declarations[name].node
-            return Bank(Record(tuple((f.name.name, self.lower_type(f.type, allow_bank=False, report=False))
-                                     for f in node.fields)))
+            return Bank(
+                Record(
+                    tuple((f.name.name, self.lower_type(f.type, allow_bank=False, report=False)) for f in node.fields)
+                )
+            )
         typ = self.lower_stage(name)
         if kind == "loop" and scope.loop == name:
             return typ  # the loop-carried value inside its own body
@@ -272,13 +332,22 @@ class ExpressionLowering:
         if isinstance(base, Record):
             found = base.field(node.field.name)
             if found is None:
-                self.error("unknown-field", f"{describe(node.value)} has no field `{node.field.name}`", node.field.span,
-                           "no such field", did_you_mean(node.field.name, [name for name, _ in base.fields]))
+                self.error(
+                    "unknown-field",
+                    f"{describe(node.value)} has no field `{node.field.name}`",
+                    node.field.span,
+                    "no such field",
+                    did_you_mean(node.field.name, [name for name, _ in base.fields]),
+                )
             else:
                 typ = make_optional(found) if isinstance(value.type, Optional_) else found
         elif not isinstance(base, AnyType):
-            self.error("unknown-field", f"{describe(node.value)} is {base}, which has no fields", node.field.span,
-                       "no such field")
+            self.error(
+                "unknown-field",
+                f"{describe(node.value)} is {base}, which has no fields",
+                node.field.span,
+                "no such field",
+            )
         return ir.FieldRef(value=value, field=node.field.name, type=typ, span=node.span)
 
     def lower_Comprehension(self, node: ast.Comprehension, scope: Scope) -> ir.Expr:
@@ -288,16 +357,21 @@ class ExpressionLowering:
         typ: Type = ListOf(element.type)
         if isinstance(iterable.type, Optional_):
             typ = make_optional(typ)
-        return ir.ComprehensionExpr(variable=node.variable.name, iterable=iterable, element=element, type=typ,
-                                    span=node.span)
+        return ir.ComprehensionExpr(
+            variable=node.variable.name, iterable=iterable, element=element, type=typ, span=node.span
+        )
 
     def item_type(self, iterable: ir.Expr, what: str) -> Type:
         base = strip_optional(iterable.type)
         if isinstance(base, ListOf):
             return base.item
         if not isinstance(base, AnyType):
-            self.error("type-mismatch", f"{what} a list, but this is {iterable.type}", iterable.span,
-                       f"this is {iterable.type}")
+            self.error(
+                "type-mismatch",
+                f"{what} a list, but this is {iterable.type}",
+                iterable.span,
+                f"this is {iterable.type}",
+            )
         return ANY
 
     def lower_Not(self, node: ast.Not, scope: Scope) -> ir.Expr:
@@ -319,8 +393,12 @@ class ExpressionLowering:
         else:
             compatible = all(isinstance(t, AnyType) or t in numeric for t in (left_type, right_type))
         if not compatible:
-            self.error("type-mismatch", f"cannot compare {left.type} {node.operator} {right.type}", node.span,
-                       "incompatible operands")
+            self.error(
+                "type-mismatch",
+                f"cannot compare {left.type} {node.operator} {right.type}",
+                node.span,
+                "incompatible operands",
+            )
         return ir.CompareExpr(operator=node.operator, left=left, right=right, type=BOOL, span=node.span)
 
     def lower_Call(self, node: ast.Call, scope: Scope) -> ir.Expr:

@@ -5,11 +5,38 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-KEYWORDS = frozenset({
-    "harness", "import", "input", "param", "snippet", "bank", "llm", "when", "else", "let", "loop", "from",
-    "max", "until", "next", "student", "teacher", "output", "student_output", "grade", "record", "or", "and",
-    "not", "true", "false", "for", "in",
-})
+KEYWORDS = frozenset(
+    {
+        "harness",
+        "import",
+        "input",
+        "param",
+        "snippet",
+        "bank",
+        "llm",
+        "when",
+        "else",
+        "let",
+        "loop",
+        "from",
+        "max",
+        "until",
+        "next",
+        "student",
+        "teacher",
+        "output",
+        "student_output",
+        "grade",
+        "record",
+        "or",
+        "and",
+        "not",
+        "true",
+        "false",
+        "for",
+        "in",
+    }
+)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> tuple[str, ...]:

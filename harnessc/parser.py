@@ -29,7 +29,9 @@ def parse_module(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic
     return (None, [too_deep]) if too_deep else (_to_ast(tree, source), [])
 
 
-def parse_expression(text: str, offsets: tuple[int, ...], source: SourceFile) -> tuple[ast.Expr | None, list[Diagnostic]]:
+def parse_expression(
+    text: str, offsets: tuple[int, ...], source: SourceFile
+) -> tuple[ast.Expr | None, list[Diagnostic]]:
     """Parse an expression found inside a template placeholder; spans map back through `offsets`."""
     shifted = _ShiftedSource(source, text, offsets)
     simple = dotted_name(text, shifted)
@@ -77,8 +79,10 @@ def _nesting_diagnostic(tree: Tree, source) -> Diagnostic | None:
         if depth > MAX_NESTING:
             start = getattr(node.meta, "start_pos", 0)
             return Diagnostic(
-                code="syntax-error", message=f"this is nested more than {MAX_NESTING} levels deep",
-                span=source.span(start, getattr(node.meta, "end_pos", start)), label="nested too deeply",
+                code="syntax-error",
+                message=f"this is nested more than {MAX_NESTING} levels deep",
+                span=source.span(start, getattr(node.meta, "end_pos", start)),
+                label="nested too deeply",
                 hints=("split the expression into several `let` stages",),
             )
         stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
@@ -116,23 +120,51 @@ class _ShiftedSource:
 # ---- syntax errors ----------------------------------------------------------------------------------
 
 _TOKEN_NAMES = {
-    "NAME": "a name", "STRING": "a string", "LONG_STRING": "a string", "NUMBER": "a number",
-    "LBRACE": "`{`", "RBRACE": "`}`", "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`",
-    "COLON": "`:`", "COMMA": "`,`", "EQUAL": "`=`", "DOT": "`.`", "COMPARE": "a comparison", "$END": "end of file",
+    "NAME": "a name",
+    "STRING": "a string",
+    "LONG_STRING": "a string",
+    "NUMBER": "a number",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "LSQB": "`[`",
+    "RSQB": "`]`",
+    "COLON": "`:`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "DOT": "`.`",
+    "COMPARE": "a comparison",
+    "$END": "end of file",
 }
 _OPENERS = {"{": "}", "(": ")", "[": "]"}
 _CLOSER_TOKENS = {"}": "RBRACE", ")": "RPAR", "]": "RSQB"}
 # The tokens an expression can start with: when all of them are acceptable, "a value" says it in two words.
 _VALUE_STARTS = frozenset({"NAME", "STRING", "LONG_STRING", "NUMBER", "TRUE", "FALSE", "LPAR", "LSQB"})
 # Listing order: what closes or separates first (the likeliest fix), operators last.
-_PRIORITY = ("RPAR", "RSQB", "RBRACE", "COMMA", "COLON", "EQUAL", "NAME", "STRING", "LONG_STRING", "NUMBER",
-             "LBRACE", "LSQB", "LPAR")
+_PRIORITY = (
+    "RPAR",
+    "RSQB",
+    "RBRACE",
+    "COMMA",
+    "COLON",
+    "EQUAL",
+    "NAME",
+    "STRING",
+    "LONG_STRING",
+    "NUMBER",
+    "LBRACE",
+    "LSQB",
+    "LPAR",
+)
 # Characters people bring from other languages, with what to write instead.
 _CHARACTER_HINTS = {
     ";": "declarations and options end at the end of the line: remove the `;`",
     "'": 'strings are written in double quotes: "..."',
-    "+": "there are no arithmetic operators; build text with a template: \"{a} {b}\"",
-    "&": "write `and`", "|": "write `or`", "!": "write `not` (or `!=` to compare)",
+    "+": 'there are no arithmetic operators; build text with a template: "{a} {b}"',
+    "&": "write `and`",
+    "|": "write `or`",
+    "!": "write `not` (or `!=` to compare)",
 }
 
 
@@ -149,8 +181,9 @@ def _describe_expected(expected: set[str]) -> str:
         groups.append("a value")
     rank = {name: index for index, name in enumerate(_PRIORITY)}
     ordered = sorted(expected, key=lambda name: (rank.get(name, len(rank)), name))
-    names = list(dict.fromkeys(groups + [_TOKEN_NAMES.get(name, f"`{name.strip(chr(34)).lower()}`")
-                                         for name in ordered]))
+    names = list(
+        dict.fromkeys(groups + [_TOKEN_NAMES.get(name, f"`{name.strip(chr(34)).lower()}`") for name in ordered])
+    )
     if not names:  # Lark lists nothing where only the end of an expression (in a template) may follow
         return "the end of the expression"
     if len(names) > 6:
@@ -174,8 +207,10 @@ def syntax_diagnostic(error: UnexpectedInput, source) -> Diagnostic:
         offset, opener = unclosed
         closer = _OPENERS[opener]
         return Diagnostic(
-            code="unclosed-delimiter", message=f"`{opener}` is never closed",
-            span=source.span(offset, offset + 1), label=f"this `{opener}` needs a matching `{closer}`",
+            code="unclosed-delimiter",
+            message=f"`{opener}` is never closed",
+            span=source.span(offset, offset + 1),
+            label=f"this `{opener}` needs a matching `{closer}`",
             labels=(Label(span, f"expected `{closer}` before `{shown}`"),),
         )
     return Diagnostic(
@@ -206,20 +241,27 @@ def _unexpected_character(error: UnexpectedCharacters, source) -> Diagnostic:
     for start in (offset, offset - 2):
         if start >= 0 and text.startswith('"""', start):
             return Diagnostic(
-                code="unterminated-string", message="this multi-line string is never closed",
-                span=source.span(start, start + 3), label='opened here; close it with """',
+                code="unterminated-string",
+                message="this multi-line string is never closed",
+                span=source.span(start, start + 3),
+                label='opened here; close it with """',
             )
     if text[offset] == '"':
         return Diagnostic(
-            code="unterminated-string", message="this string is never closed on its line",
-            span=source.span(offset, offset + 1), label="opened here",
+            code="unterminated-string",
+            message="this string is never closed on its line",
+            span=source.span(offset, offset + 1),
+            label="opened here",
             hints=('close it with `"` on the same line, or use """...""" for text over several lines',),
         )
     char = text[offset]
     hint = _CHARACTER_HINTS.get(char)
     return Diagnostic(
-        code="unexpected-character", message=f"unexpected character {char!r}",
-        span=source.span(offset, offset + 1), label="not part of the language", hints=(hint,) if hint else (),
+        code="unexpected-character",
+        message=f"unexpected character {char!r}",
+        span=source.span(offset, offset + 1),
+        label="not part of the language",
+        hints=(hint,) if hint else (),
     )
 
 
@@ -230,13 +272,17 @@ def _end_of_file(source, expected: set[str]) -> Diagnostic:
     if unclosed is not None:
         offset, opener = unclosed
         return Diagnostic(
-            code="unclosed-delimiter", message=f"`{opener}` is never closed",
-            span=source.span(offset, offset + 1), label=f"this `{opener}` needs a matching `{_OPENERS[opener]}`",
+            code="unclosed-delimiter",
+            message=f"`{opener}` is never closed",
+            span=source.span(offset, offset + 1),
+            label=f"this `{opener}` needs a matching `{_OPENERS[opener]}`",
             labels=(Label(end, f"the {where} ends here"),),
         )
     wanted = f", expected {_describe_expected(expected)}" if expected else ""
     return Diagnostic(
-        code="unexpected-eof", message=f"unexpected end of {where}{wanted}", span=end,
+        code="unexpected-eof",
+        message=f"unexpected end of {where}{wanted}",
+        span=end,
         label=f"the {'declaration' if where == 'file' else 'expression'} here is incomplete",
     )
 
@@ -314,7 +360,9 @@ def decode_string(token: Token, source) -> ast.Text:
     if long:
         chars, offsets = _dedent(chars, offsets)
     value, value_offsets = _unescape(chars, offsets)
-    return ast.Text(value="".join(value), offsets=tuple(value_offsets), span=source.span(token.start_pos, token.end_pos), long=long)
+    return ast.Text(
+        value="".join(value), offsets=tuple(value_offsets), span=source.span(token.start_pos, token.end_pos), long=long
+    )
 
 
 _ESCAPE = re.compile(r'\\[\\"nt]')
@@ -425,7 +473,9 @@ class _ToAst:
 
     def input_decl(self, meta, children):
         name, typ, *flags = children
-        return ast.InputDecl(name=self._id(name), type=typ, flags=tuple(self._id(flag) for flag in flags), span=self._span(meta))
+        return ast.InputDecl(
+            name=self._id(name), type=typ, flags=tuple(self._id(flag) for flag in flags), span=self._span(meta)
+        )
 
     def param_decl(self, meta, children):
         name, typ, default = children
@@ -471,7 +521,9 @@ class _ToAst:
 
     def loop_stage(self, meta, children):
         name, initial, bound, *items = children
-        return ast.LoopStage(name=self._id(name), initial=initial, bound=bound, items=tuple(items), span=self._span(meta))
+        return ast.LoopStage(
+            name=self._id(name), initial=initial, bound=bound, items=tuple(items), span=self._span(meta)
+        )
 
     def until_clause(self, meta, children):
         return ast.Until(condition=children[0], span=self._span(meta))

@@ -23,8 +23,13 @@ class Span:
 
     def to_json(self) -> dict[str, object]:
         return {
-            "file": self.file, "start": self.start, "end": self.end, "line": self.line,
-            "column": self.column, "end_line": self.end_line, "end_column": self.end_column,
+            "file": self.file,
+            "start": self.start,
+            "end": self.end,
+            "line": self.line,
+            "column": self.column,
+            "end_line": self.end_line,
+            "end_column": self.end_column,
         }
 
     @staticmethod

@@ -117,14 +117,20 @@ class _Scanner:
         while index < len(value):
             pair = value[index : index + 2]
             if pair in ("{{", "}}", "{}"):
-                for char in ("{" if pair == "{{" else "}" if pair == "}}" else "{}"):
+                for char in "{" if pair == "{{" else "}" if pair == "}}" else "{}":
                     self.literal_char(char, index)
                 index += 2
             elif value[index] == "{":
                 index = self.tag(index)
             elif value[index] == "}":
-                self.error("unbalanced-brace", "`}` without a matching `{`", index, index + 1,
-                           "write `}}` for a literal brace", "nothing opens this")
+                self.error(
+                    "unbalanced-brace",
+                    "`}` without a matching `{`",
+                    index,
+                    index + 1,
+                    "write `}}` for a literal brace",
+                    "nothing opens this",
+                )
                 index += 1
             else:  # plain text up to the next brace, in one piece
                 brace = _BRACE.search(value, index)
@@ -139,25 +145,42 @@ class _Scanner:
                 index = end
         self.flush(len(value))
         for block in self.stack:
-            self.diagnostics.append(Diagnostic(
-                code="template-block", message=f"`{{{block.kind}}}` is never closed", span=block.span,
-                label="opened here", hints=("close it with `{end}`",),
-            ))
+            self.diagnostics.append(
+                Diagnostic(
+                    code="template-block",
+                    message=f"`{{{block.kind}}}` is never closed",
+                    span=block.span,
+                    label="opened here",
+                    hints=("close it with `{end}`",),
+                )
+            )
         while self.stack:
             self.close_block(len(value))
         return tuple(self.root)
 
     def error(self, code: str, message: str, start: int, end: int, hint: str = "", label: str = "") -> None:
-        self.diagnostics.append(Diagnostic(
-            code=code, message=message, span=self.span(start, end), label=label, hints=(hint,) if hint else (),
-        ))
+        self.diagnostics.append(
+            Diagnostic(
+                code=code,
+                message=message,
+                span=self.span(start, end),
+                label=label,
+                hints=(hint,) if hint else (),
+            )
+        )
 
     def tag(self, start: int) -> int:
         """Handle `{...}` starting at `start`; returns the index after it."""
         close = _find_close(self.value, start + 1)
         if close is None:
-            self.error("unbalanced-brace", "`{` is never closed", start, start + 1,
-                       "close the placeholder with `}`, or write `{{` for a literal brace", "opened here")
+            self.error(
+                "unbalanced-brace",
+                "`{` is never closed",
+                start,
+                start + 1,
+                "close the placeholder with `}`, or write `{{` for a literal brace",
+                "opened here",
+            )
             return len(self.value)
         self.flush(start)
         inner_start, inner_end = _strip_bounds(self.value, start + 1, close)
@@ -170,8 +193,14 @@ class _Scanner:
             # its `{end}` is not reported again as closing nothing.
             form = "{if CONDITION}" if content == "if" else "{for NAME in LIST}"
             missing = "condition" if content == "if" else "loop"
-            self.error("template-block", f"`{{{content}}}` without its {missing}", inner_start, inner_end,
-                       f"write `{form}`", "incomplete")
+            self.error(
+                "template-block",
+                f"`{{{content}}}` without its {missing}",
+                inner_start,
+                inner_end,
+                f"write `{form}`",
+                "incomplete",
+            )
             self.stack.append(_Block(content, None, whole))
         elif content.startswith("if ") or content.startswith("if\n"):
             self.open_if(inner_start + 3, inner_end, whole)
@@ -201,10 +230,14 @@ class _Scanner:
         """Open a block; beyond MAX_NESTING levels it is reported and its contents dropped (later passes
         walk templates recursively)."""
         if len(self.stack) == MAX_NESTING:
-            self.diagnostics.append(Diagnostic(
-                code="template-block", message=f"template blocks nested more than {MAX_NESTING} levels deep",
-                span=block.span, label="nested too deeply",
-            ))
+            self.diagnostics.append(
+                Diagnostic(
+                    code="template-block",
+                    message=f"template blocks nested more than {MAX_NESTING} levels deep",
+                    span=block.span,
+                    label="nested too deeply",
+                )
+            )
         if len(self.stack) >= MAX_NESTING:
             block.header = None
         self.stack.append(block)
@@ -222,26 +255,40 @@ class _Scanner:
 
     def block_keyword(self, keyword: str, whole: Span, after: int) -> None:
         if not self.stack:
-            self.diagnostics.append(Diagnostic(
-                code="template-block", message=f"`{{{keyword}}}` without an open `{{if}}` or `{{for}}`",
-                span=whole, label="nothing to close here",
-            ))
+            self.diagnostics.append(
+                Diagnostic(
+                    code="template-block",
+                    message=f"`{{{keyword}}}` without an open `{{if}}` or `{{for}}`",
+                    span=whole,
+                    label="nothing to close here",
+                )
+            )
             return
         block = self.stack[-1]
         if keyword == "end":
             self.close_block(after)
         elif block.kind != "if":
-            self.diagnostics.append(Diagnostic(
-                code="template-block", message="`{else}` inside `{for}`: only `{if}` has an `{else}`",
-                span=whole, label="not allowed here", labels=(Label(block.span, "the enclosing `{for}`"),),
-                hints=("close the loop with `{end}` first, or wrap this part in `{if ...}...{else}...{end}`",),
-            ))
+            self.diagnostics.append(
+                Diagnostic(
+                    code="template-block",
+                    message="`{else}` inside `{for}`: only `{if}` has an `{else}`",
+                    span=whole,
+                    label="not allowed here",
+                    labels=(Label(block.span, "the enclosing `{for}`"),),
+                    hints=("close the loop with `{end}` first, or wrap this part in `{if ...}...{else}...{end}`",),
+                )
+            )
         elif block.otherwise is not None:
-            self.diagnostics.append(Diagnostic(
-                code="template-block", message="an `{if}` may have only one `{else}`", span=whole,
-                label="second `{else}`", labels=(Label(block.else_span or block.span, "first `{else}`"),),
-                hints=("for more cases nest another `{if}` inside the `{else}` branch",),
-            ))
+            self.diagnostics.append(
+                Diagnostic(
+                    code="template-block",
+                    message="an `{if}` may have only one `{else}`",
+                    span=whole,
+                    label="second `{else}`",
+                    labels=(Label(block.else_span or block.span, "first `{else}`"),),
+                    hints=("for more cases nest another `{if}` inside the `{else}` branch",),
+                )
+            )
         else:
             block.otherwise = []
             block.else_span = whole
@@ -251,8 +298,14 @@ class _Scanner:
         span = _join(block.span, self.span(after - 1, after)) if after else block.span
         if block.kind == "if":
             if block.header is not None:
-                self.emit(IfPart(condition=block.header, then=tuple(block.parts),
-                                 otherwise=tuple(block.otherwise or ()), span=span))
+                self.emit(
+                    IfPart(
+                        condition=block.header,
+                        then=tuple(block.parts),
+                        otherwise=tuple(block.otherwise or ()),
+                        span=span,
+                    )
+                )
         elif block.header is not None and block.header[1] is not None:
             variable, iterable = block.header
             self.emit(ForPart(variable=variable, iterable=iterable, body=tuple(block.parts), span=span))

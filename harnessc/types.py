@@ -151,7 +151,7 @@ def parse_type(source: str) -> Type:
     typ = parser.type()
     parser.skip_space()
     if parser.pos != len(source):
-        raise TypeSyntaxError(f"unexpected {source[parser.pos:]!r} in type {source!r}")
+        raise TypeSyntaxError(f"unexpected {source[parser.pos :]!r} in type {source!r}")
     return typ
 
 

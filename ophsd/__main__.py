@@ -1,3 +1,5 @@
-from ophsd.cli import main
 import sys
+
+from ophsd.cli import main
+
 sys.exit(main())

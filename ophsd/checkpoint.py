@@ -51,8 +51,12 @@ def save_checkpoint(trainer: Trainer) -> Path:
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict(),
         "teacher": trainer.teacher.copy.state_dict() if trainer.teacher.kind == "ema" else None,
-        "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+        "rng": {
+            "python": random.getstate(),
+            "numpy": np.random.get_state(),
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        },
     }
     torch.save(state, staging / "trainer.pt")
     shutil.rmtree(final, ignore_errors=True)
@@ -85,8 +89,9 @@ def _restore_banks(trainer: Trainer, directory: Path) -> None:
     from harnessc.runtime.memory_bank import MemoryBank
 
     for name, bank in list(trainer.banks.items()):
-        restored = MemoryBank(name, search_field=bank.search_field, label_field=bank.label_field,
-                              embedder=bank.embedder)
+        restored = MemoryBank(
+            name, search_field=bank.search_field, label_field=bank.label_field, embedder=bank.embedder
+        )
         saved = directory / f"{name}.jsonl"
         if saved.exists():
             restored.load(saved)
@@ -111,5 +116,6 @@ def _load_weights(model: torch.nn.Module, directory: Path) -> None:
     # Tied embeddings are saved once; anything else missing means the checkpoint does not fit the model.
     missing = [name for name in missing if name != "lm_head.weight"]
     if missing or unexpected:
-        raise ValueError(f"checkpoint {directory} does not match the model: missing {missing[:3]}, "
-                         f"unexpected {unexpected[:3]}")
+        raise ValueError(
+            f"checkpoint {directory} does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
+        )

@@ -25,8 +25,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ophsd.config import load_config
     from ophsd.trainer import Trainer
 
-    flags = {"harness": args.harness, "data": args.data, "model": args.model, "output": args.output,
-             "max_steps": args.max_steps, "engine": args.engine}
+    flags = {
+        "harness": args.harness,
+        "data": args.data,
+        "model": args.model,
+        "output": args.output,
+        "max_steps": args.max_steps,
+        "engine": args.engine,
+    }
     if args.resume and args.config is None and (Path(args.output) / "config.json").exists():
         saved = json.loads((Path(args.output) / "config.json").read_text(encoding="utf-8"))
         flags = {**saved, **{key: value for key, value in flags.items() if value is not None}}
@@ -41,8 +47,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ophsd.evaluate import evaluate_run
 
-    table = evaluate_run(args.run_dir, data=args.data, limit=args.limit, engine=args.engine,
-                         checkpoints=args.checkpoint, samples=args.samples)
+    table = evaluate_run(
+        args.run_dir,
+        data=args.data,
+        limit=args.limit,
+        engine=args.engine,
+        checkpoints=args.checkpoint,
+        samples=args.samples,
+    )
     print(json.dumps(table, indent=2) if args.format == "json" else _eval_table(table))
     return EXIT_OK
 
@@ -74,8 +86,14 @@ class _LiveView:
     def __enter__(self) -> _LiveView:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not sys.stderr.isatty())
+        self.bar = Progress(
+            TextColumn("[bold]train"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeRemainingColumn(),
+            disable=not sys.stderr.isatty(),
+        )
         self.bar.start()
         self.task = self.bar.add_task("steps", total=self.total, completed=self.start, info="")
         return self
@@ -87,8 +105,12 @@ class _LiveView:
         info += f"  {sum(metrics['seconds'].values()):.1f}s/step"
         self.bar.update(self.task, completed=metrics["step"], info=info)
         if not sys.stderr.isatty():
-            print(json.dumps({key: metrics[key] for key in ("step", "loss", "tokens", "probe_divergence")
-                              if key in metrics}), file=sys.stderr)
+            print(
+                json.dumps(
+                    {key: metrics[key] for key in ("step", "loss", "tokens", "probe_divergence") if key in metrics}
+                ),
+                file=sys.stderr,
+            )
 
     def __exit__(self, *exc) -> None:
         self.bar.stop()
@@ -100,36 +122,52 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for internal errors")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    train = commands.add_parser("train", help="train a model with a harness as its teacher",
-                                description="Train with on-policy harness self-distillation. Settings come "
-                                "from --config, then --set, then the flags below; `docs/training.md` lists them all.")
+    train = commands.add_parser(
+        "train",
+        help="train a model with a harness as its teacher",
+        description="Train with on-policy harness self-distillation. Settings come "
+        "from --config, then --set, then the flags below; `docs/training.md` lists them all.",
+    )
     train.add_argument("--harness", metavar="FILE", help="the .harness file (its student and teacher views)")
     train.add_argument("--data", metavar="PATH", help="training data with the harness's inputs")
     train.add_argument("--model", metavar="NAME_OR_DIR", help="default: the embedded SmolLM2-135M-Instruct")
     train.add_argument("--output", metavar="DIR", help="the run directory (config, metrics, checkpoints)")
     train.add_argument("--config", metavar="FILE", help="a TOML file of settings")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="any setting (repeatable; values read as JSON), e.g. --set lora=true")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any setting (repeatable; values read as JSON), e.g. --set lora=true",
+    )
     train.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps")
     train.add_argument("--engine", choices=("transformers", "vllm"), help="rollout and harness engine")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
     train.set_defaults(handler=cmd_train)
 
-    evaluate = commands.add_parser("eval", help="score checkpoints with and without the harness",
-                                   description="Run each checkpoint (and the initial model) on held-out data "
-                                   "with the harness and with the student view alone, through `harnessc run`.")
+    evaluate = commands.add_parser(
+        "eval",
+        help="score checkpoints with and without the harness",
+        description="Run each checkpoint (and the initial model) on held-out data "
+        "with the harness and with the student view alone, through `harnessc run`.",
+    )
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--data", metavar="PATH", help="held-out data (default: the training data)")
     evaluate.add_argument("--limit", type=int, metavar="N", help="use only the first N rows")
-    evaluate.add_argument("--checkpoint", action="append", metavar="NAME",
-                          help="checkpoint names to score (default: base and the newest)")
+    evaluate.add_argument(
+        "--checkpoint", action="append", metavar="NAME", help="checkpoint names to score (default: base and the newest)"
+    )
     evaluate.add_argument("--engine", choices=("transformers", "vllm"))
     evaluate.add_argument("--n", dest="samples", type=int, default=1, metavar="K", help="samples per example (pass@K)")
     evaluate.add_argument("--format", choices=("text", "json"), default="text")
     evaluate.set_defaults(handler=cmd_eval)
 
-    report = commands.add_parser("report", help="write PNG plots of a run's curves",
-                                 description="Plot loss, divergence, lengths, accuracies and phase times.")
+    report = commands.add_parser(
+        "report",
+        help="write PNG plots of a run's curves",
+        description="Plot loss, divergence, lengths, accuracies and phase times.",
+    )
     report.add_argument("run_dir", metavar="RUN_DIR")
     report.set_defaults(handler=cmd_report)
     return parser
@@ -157,8 +195,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - no traceback without --debug
         if args.debug:
             raise
-        print(f"ophsd: internal error: {type(error).__name__}: {error}\nrerun with --debug for the traceback",
-              file=sys.stderr)
+        print(
+            f"ophsd: internal error: {type(error).__name__}: {error}\nrerun with --debug for the traceback",
+            file=sys.stderr,
+        )
         return EXIT_INTERNAL
 
 

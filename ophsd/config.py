@@ -19,92 +19,139 @@ class TrainConfig(BaseModel):
 
     # ---- what to train on -------------------------------------------------------------------------------------
     harness: str = Field(description="The .harness file whose teacher view is distilled into the student view.")
-    data: str = Field(description="Training data (JSONL, JSON, CSV, Parquet or a saved HF dataset) with the "
-                                  "harness's inputs, oracle inputs included.")
+    data: str = Field(
+        description="Training data (JSONL, JSON, CSV, Parquet or a saved HF dataset) with the "
+        "harness's inputs, oracle inputs included."
+    )
     output: str = Field(description="The run directory: config, metrics, checkpoints.")
-    model: str | None = Field(None, description="Model directory or hub id; default: the embedded "
-                                                "SmolLM2-135M-Instruct.")
-    columns: dict[str, str] = Field(default_factory=dict, description="Harness input -> data column, as "
-                                                                      "`harnessc run --map`.")
-    params: dict[str, Any] = Field(default_factory=dict, description="Harness `param` overrides, as "
-                                                                     "`harnessc run --set`.")
+    model: str | None = Field(
+        None, description="Model directory or hub id; default: the embedded SmolLM2-135M-Instruct."
+    )
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Harness input -> data column, as `harnessc run --map`."
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Harness `param` overrides, as `harnessc run --set`."
+    )
     builtins: list[str] = Field(default_factory=list, description="Modules registering user built-ins.")
-    banks: dict[str, str] = Field(default_factory=dict, description="Memory bank NAME -> data file to fill it "
-                                                                    "with before training (it also grows online).")
+    banks: dict[str, str] = Field(
+        default_factory=dict,
+        description="Memory bank NAME -> data file to fill it with before training (it also grows online).",
+    )
     limit: int | None = Field(None, ge=1, description="Use only the first N rows of the data.")
 
     # ---- the optimisation ---------------------------------------------------------------------------------------
     max_steps: int = Field(150, ge=1, description="Optimizer steps (the paper: 150 for math, 300 for classification).")
     batch_size: int = Field(8, ge=1, description="Prompts per step, one student sample each (the paper: 64).")
-    learning_rate: float = Field(1e-6, gt=0, description="AdamW learning rate (paper: 1e-6 full fine-tuning; "
-                                                         "2e-4 with LoRA).")
+    learning_rate: float = Field(
+        1e-6, gt=0, description="AdamW learning rate (paper: 1e-6 full fine-tuning; 2e-4 with LoRA)."
+    )
     weight_decay: float = Field(0.1, ge=0, description="AdamW weight decay.")
     adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
     warmup_steps: int = Field(0, ge=0, description="Linear learning-rate warm-up steps, then constant.")
-    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm; a step whose norm is not "
-                                                        "finite is skipped.")
+    max_grad_norm: float = Field(
+        1.0, gt=0, description="Gradient clipping norm; a step whose norm is not finite is skipped."
+    )
     seed: int = Field(0, description="Seeds data order, sampling and initialisation: equal seeds give equal runs.")
 
     # ---- the loss -----------------------------------------------------------------------------------------------
-    loss: Literal["reverse_kl", "forward_kl", "jsd"] = Field("reverse_kl", description="Per-token divergence "
+    loss: Literal["reverse_kl", "forward_kl", "jsd"] = Field(
+        "reverse_kl",
+        description="Per-token divergence "
         "between student and teacher over the full vocabulary: reverse KL sum p_S(log p_S - log p_T) (the "
-        "paper's), forward KL, or the generalised Jensen-Shannon divergence with `jsd_beta`.")
+        "paper's), forward KL, or the generalised Jensen-Shannon divergence with `jsd_beta`.",
+    )
     jsd_beta: float = Field(0.5, gt=0, lt=1, description="Mixture weight of the teacher in the JSD loss.")
-    top_k: int | None = Field(None, ge=1, description="Restrict the divergence to the teacher's top-k tokens "
-                                                      "(both distributions renormalised there); None = full vocabulary.")
-    token_clip: float | None = Field(None, gt=0, description="Clip each token's divergence at this value "
-                                                              "(None = no clipping).")
-    loss_chunk_size: int = Field(256, ge=1, description="Completion positions per chunk of the loss: the fp32 "
-                                                        "(positions, vocab) logits exist one chunk at a time.")
+    top_k: int | None = Field(
+        None,
+        ge=1,
+        description="Restrict the divergence to the teacher's top-k tokens "
+        "(both distributions renormalised there); None = full vocabulary.",
+    )
+    token_clip: float | None = Field(
+        None, gt=0, description="Clip each token's divergence at this value (None = no clipping)."
+    )
+    loss_chunk_size: int = Field(
+        256,
+        ge=1,
+        description="Completion positions per chunk of the loss: the fp32 "
+        "(positions, vocab) logits exist one chunk at a time.",
+    )
 
     # ---- sequences ----------------------------------------------------------------------------------------------
-    max_new_tokens: int | None = Field(None, ge=1, description="Student rollout length; default: the student "
-                                                               "view's max_tokens.")
-    rollout_temperature: float | None = Field(None, ge=0, description="Student rollout temperature; default: "
-                                                                       "the student view's (1.0 in the paper).")
-    max_prompt_tokens: int = Field(4096, ge=1, description="Prompt budget per side; longer prompts are "
-                                                           "left-truncated (counted); the completion is never changed.")
-    student_template_kwargs: dict[str, Any] = Field(default_factory=dict, description="Chat-template switches "
-                                                    "for the student side, e.g. {enable_thinking = false}.")
-    teacher_template_kwargs: dict[str, Any] = Field(default_factory=dict, description="Chat-template switches "
-                                                    "for the teacher side (added to the teacher stage's own).")
-    missing_teacher: Literal["drop", "student"] = Field("drop", description="When the harness's teacher chain "
-        "gives nothing for an example: drop it from the loss, or use the student view (loss ~0).")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="Student rollout length; default: the student view's max_tokens."
+    )
+    rollout_temperature: float | None = Field(
+        None, ge=0, description="Student rollout temperature; default: the student view's (1.0 in the paper)."
+    )
+    max_prompt_tokens: int = Field(
+        4096,
+        ge=1,
+        description="Prompt budget per side; longer prompts are "
+        "left-truncated (counted); the completion is never changed.",
+    )
+    student_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="Chat-template switches for the student side, e.g. {enable_thinking = false}."
+    )
+    teacher_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Chat-template switches for the teacher side (added to the teacher stage's own).",
+    )
+    missing_teacher: Literal["drop", "student"] = Field(
+        "drop",
+        description="When the harness's teacher chain "
+        "gives nothing for an example: drop it from the loss, or use the student view (loss ~0).",
+    )
 
     # ---- the models ---------------------------------------------------------------------------------------------
-    teacher: Literal["frozen", "live", "ema"] = Field("frozen", description="Teacher weights: the initial "
+    teacher: Literal["frozen", "live", "ema"] = Field(
+        "frozen",
+        description="Teacher weights: the initial "
         "weights (frozen; with LoRA the base with the adapter disabled), the current weights (live), or an "
-        "exponential moving average of the student (ema).")
+        "exponential moving average of the student (ema).",
+    )
     ema_decay: float = Field(0.99, gt=0, lt=1, description="EMA decay for teacher = ema.")
     lora: bool = Field(False, description="Train a LoRA adapter (peft) instead of all weights.")
     lora_r: int = Field(64, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(128, ge=1, description="LoRA alpha.")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="LoRA dropout.")
     lora_target_modules: list[str] | str = Field("all-linear", description="Modules LoRA adapts.")
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("auto", description="Training dtype "
-        "(auto: bfloat16 on CUDA, float32 on CPU).")
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
+        "auto", description="Training dtype (auto: bfloat16 on CUDA, float32 on CPU)."
+    )
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward (saves memory).")
 
     # ---- the engine ---------------------------------------------------------------------------------------------
-    engine: Literal["transformers", "vllm"] = Field("transformers", description="Rollout and harness engine: "
-        "transformers shares the trained module; vllm runs in-process and gets the weights after each step.")
-    engine_options: dict[str, Any] = Field(default_factory=dict, description="Engine arguments (max_model_len, "
-                                                                             "gpu_memory_utilization, batch_size, ...).")
+    engine: Literal["transformers", "vllm"] = Field(
+        "transformers",
+        description="Rollout and harness engine: "
+        "transformers shares the trained module; vllm runs in-process and gets the weights after each step.",
+    )
+    engine_options: dict[str, Any] = Field(
+        default_factory=dict, description="Engine arguments (max_model_len, gpu_memory_utilization, batch_size, ...)."
+    )
     harness_max_tokens: int = Field(1024, ge=1, description="max_tokens of harness stages that do not set it.")
 
     # ---- bookkeeping --------------------------------------------------------------------------------------------
     save_every: int = Field(50, ge=1, description="Write a checkpoint every N steps (and at the end).")
     keep_checkpoints: int = Field(2, ge=1, description="Keep only the newest N checkpoints.")
-    probe_size: int = Field(4, ge=0, description="Examples of a fixed probe batch whose teacher-student "
-                                                 "divergence is logged every `probe_every` steps (0 = off).")
+    probe_size: int = Field(
+        4,
+        ge=0,
+        description="Examples of a fixed probe batch whose teacher-student "
+        "divergence is logged every `probe_every` steps (0 = off).",
+    )
     probe_every: int = Field(1, ge=1, description="Steps between probe evaluations.")
     tensorboard: bool = Field(True, description="Also log to TensorBoard when it is installed.")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         if self.teacher == "ema" and self.lora:
-            raise ValueError("teacher = 'ema' with lora = true is not supported: an EMA of the adapter needs a "
-                             "second adapter; use teacher = 'frozen' (the base) or 'live' with LoRA")
+            raise ValueError(
+                "teacher = 'ema' with lora = true is not supported: an EMA of the adapter needs a "
+                "second adapter; use teacher = 'frozen' (the base) or 'live' with LoRA"
+            )
         if self.warmup_steps >= self.max_steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than max_steps ({self.max_steps})")
         if self.limit is not None and self.probe_size > self.limit:

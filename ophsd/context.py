@@ -63,9 +63,16 @@ class TeacherContextBuilder:
     """Builds DistillBatches. `tokenize(messages, template_kwargs)` must be the engines' own chat-template
     tokenizer (harnessc.engines._common.chat_template_ids), so sequences match what was generated."""
 
-    def __init__(self, tokenize: Tokenize, pad_id: int, *, max_prompt_tokens: int,
-                 student_template_kwargs: Mapping[str, Any] | None = None,
-                 teacher_template_kwargs: Mapping[str, Any] | None = None, missing_teacher: str = "drop") -> None:
+    def __init__(
+        self,
+        tokenize: Tokenize,
+        pad_id: int,
+        *,
+        max_prompt_tokens: int,
+        student_template_kwargs: Mapping[str, Any] | None = None,
+        teacher_template_kwargs: Mapping[str, Any] | None = None,
+        missing_teacher: str = "drop",
+    ) -> None:
         self.tokenize = tokenize
         self.pad_id = pad_id
         self.max_prompt_tokens = max_prompt_tokens
@@ -104,12 +111,20 @@ class TeacherContextBuilder:
         completion = torch.tensor([token for *_, c, _, _ in rows for token in c], dtype=torch.long)
         owners = torch.tensor([row for row, (*_, c, _, _) in enumerate(rows) for _ in c], dtype=torch.long)
         return DistillBatch(
-            student_input_ids=student_ids, student_attention_mask=student_mask,
-            teacher_input_ids=teacher_ids, teacher_attention_mask=teacher_mask,
-            student_positions=student_positions, teacher_positions=teacher_positions,
-            completion_ids=completion, example_of_token=owners, sources=[row[3] for row in rows],
-            kept=[row[4] for row in rows], dropped=dropped, truncated_student=truncated_student,
-            truncated_teacher=truncated_teacher, student_prompt_lengths=[len(row[0]) for row in rows],
+            student_input_ids=student_ids,
+            student_attention_mask=student_mask,
+            teacher_input_ids=teacher_ids,
+            teacher_attention_mask=teacher_mask,
+            student_positions=student_positions,
+            teacher_positions=teacher_positions,
+            completion_ids=completion,
+            example_of_token=owners,
+            sources=[row[3] for row in rows],
+            kept=[row[4] for row in rows],
+            dropped=dropped,
+            truncated_student=truncated_student,
+            truncated_teacher=truncated_teacher,
+            student_prompt_lengths=[len(row[0]) for row in rows],
             teacher_prompt_lengths=[len(row[1]) for row in rows],
         )
 

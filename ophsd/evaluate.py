@@ -16,8 +16,15 @@ from ophsd.checkpoint import list_checkpoints
 from ophsd.config import TrainConfig, param_overrides
 
 
-def evaluate_run(run_dir: str, *, data: str | None = None, limit: int | None = None, engine: str | None = None,
-                 checkpoints: list[str] | None = None, samples: int = 1) -> list[dict[str, Any]]:
+def evaluate_run(
+    run_dir: str,
+    *,
+    data: str | None = None,
+    limit: int | None = None,
+    engine: str | None = None,
+    checkpoints: list[str] | None = None,
+    samples: int = 1,
+) -> list[dict[str, Any]]:
     root = Path(run_dir)
     config = TrainConfig(**json.loads((root / "config.json").read_text(encoding="utf-8")))
     models = _models(root, config, checkpoints)
@@ -25,15 +32,34 @@ def evaluate_run(run_dir: str, *, data: str | None = None, limit: int | None = N
     for name, model_dir in models:
         for view, student_only in (("harness", False), ("student", True)):
             options = RunOptions(
-                harness=config.harness, data=data or config.data, out=str(root / "eval" / f"{name}-{view}.jsonl"),
-                model=model_dir, engine=engine or config.engine, engine_options=config.engine_options, limit=limit,
-                resume=True, overrides=param_overrides(config), columns=config.columns, banks=config.banks,
-                builtins=config.builtins, student_only=student_only, samples=samples, seed=config.seed,
+                harness=config.harness,
+                data=data or config.data,
+                out=str(root / "eval" / f"{name}-{view}.jsonl"),
+                model=model_dir,
+                engine=engine or config.engine,
+                engine_options=config.engine_options,
+                limit=limit,
+                resume=True,
+                overrides=param_overrides(config),
+                columns=config.columns,
+                banks=config.banks,
+                builtins=config.builtins,
+                student_only=student_only,
+                samples=samples,
+                seed=config.seed,
                 default_max_tokens=config.harness_max_tokens,
             )
             summary = run(options, lambda options=options: _engine(options))
-            rows.append({"model": name, "view": view, "accuracy": summary.accuracy, "pass_at_k": summary.pass_at_k,
-                         "records": summary.records, "failures": summary.failures})
+            rows.append(
+                {
+                    "model": name,
+                    "view": view,
+                    "accuracy": summary.accuracy,
+                    "pass_at_k": summary.pass_at_k,
+                    "records": summary.records,
+                    "failures": summary.failures,
+                }
+            )
     (root / "eval" / "summary.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return rows
 
@@ -55,7 +81,9 @@ def _models(root: Path, config: TrainConfig, names: list[str] | None) -> list[tu
         elif name in found:
             models.append((name, str(_loadable(found[name], config))))
         else:
-            raise FileNotFoundError(f"no checkpoint {name!r} in {root / 'checkpoints'}; have: {', '.join(sorted(found))}")
+            raise FileNotFoundError(
+                f"no checkpoint {name!r} in {root / 'checkpoints'}; have: {', '.join(sorted(found))}"
+            )
     return models
 
 

@@ -55,8 +55,9 @@ def token_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
 
 def _generalised_jsd(log_s: torch.Tensor, log_t: torch.Tensor, beta: float) -> torch.Tensor:
     """beta * KL(T || M) + (1 - beta) * KL(S || M), with M = beta T + (1 - beta) S."""
-    log_m = torch.logsumexp(torch.stack([log_t + torch.log(torch.tensor(beta)),
-                                         log_s + torch.log(torch.tensor(1 - beta))]), dim=0)
+    log_m = torch.logsumexp(
+        torch.stack([log_t + torch.log(torch.tensor(beta)), log_s + torch.log(torch.tensor(1 - beta))]), dim=0
+    )
     kl_teacher = (log_t.exp() * (log_t - log_m)).sum(-1)
     kl_student = (log_s.exp() * (log_s - log_m)).sum(-1)
     return beta * kl_teacher + (1 - beta) * kl_student
@@ -65,8 +66,14 @@ def _generalised_jsd(log_s: torch.Tensor, log_t: torch.Tensor, beta: float) -> t
 Head = Callable[[torch.Tensor], torch.Tensor]
 
 
-def chunked_divergence(student_hidden: torch.Tensor, teacher_hidden: torch.Tensor, student_head: Head,
-                       teacher_head: Head, spec: DivergenceSpec, chunk_size: int = 256) -> torch.Tensor:
+def chunked_divergence(
+    student_hidden: torch.Tensor,
+    teacher_hidden: torch.Tensor,
+    student_head: Head,
+    teacher_head: Head,
+    spec: DivergenceSpec,
+    chunk_size: int = 256,
+) -> torch.Tensor:
     """`token_divergence` of the heads' logits, computed `chunk_size` positions at a time. (N,) fp32."""
     pieces = []
     for start in range(0, student_hidden.shape[0], chunk_size):

@@ -18,8 +18,11 @@ class MetricsLog:
         """On resume, steps after the checkpoint were lost with the process: they will be redone."""
         if not self.path.exists():
             return
-        kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line)["step"] <= step]
+        kept = [
+            line
+            for line in self.path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line)["step"] <= step
+        ]
         self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
 
     def write(self, metrics: dict[str, Any]) -> None:

@@ -32,15 +32,21 @@ def load_policy(config: TrainConfig, model_path: str, device: torch.device) -> t
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=resolve_dtype(config.dtype)).to(device)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if getattr(model.config, "final_logit_softcapping", None):
-        raise ValueError("models with final_logit_softcapping are not supported: the chunked loss applies the "
-                         "output head directly")
+        raise ValueError(
+            "models with final_logit_softcapping are not supported: the chunked loss applies the output head directly"
+        )
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if config.lora:
         from peft import LoraConfig, get_peft_model
 
-        lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                          target_modules=config.lora_target_modules, task_type="CAUSAL_LM")
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=config.lora_target_modules,
+            task_type="CAUSAL_LM",
+        )
         model = get_peft_model(model, lora)
     return model, tokenizer
 
@@ -51,8 +57,9 @@ def causal_lm(model: nn.Module) -> nn.Module:
     return getattr(inner, "model", model) if inner is not None and hasattr(model, "peft_config") else model
 
 
-def completion_hidden(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      positions: torch.Tensor) -> torch.Tensor:
+def completion_hidden(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+) -> torch.Tensor:
     """Final hidden states (N, H) at the flat `positions` of the (B, L) batch."""
     decoder = causal_lm(model).get_decoder()
     hidden = decoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, L, H)

@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 
-from harnessc import ir
 from harnessc.builtins.registry import load_user_builtins
 from harnessc.compiler import compile_file
 from harnessc.engines._common import chat_template_ids
@@ -57,15 +56,22 @@ class Phases:
 class Trainer:
     """Builds everything from a TrainConfig; `train()` runs (or resumes) to `max_steps`."""
 
-    def __init__(self, config: TrainConfig, *, engine_factory: Callable[[Any, Any, str], Engine] | None = None,
-                 resume: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        engine_factory: Callable[[Any, Any, str], Engine] | None = None,
+        resume: bool = False,
+    ) -> None:
         self.config = config
         self.out = Path(config.output)
         self.registry = load_user_builtins(config.builtins)
-        self.harness = compile_file(config.harness, registry=self.registry, purpose="train",
-                                    overrides=param_overrides(config)).require()
-        self.rows = load_examples(self.harness, config.data, limit=config.limit, columns=config.columns,
-                                  require_oracles=True)
+        self.harness = compile_file(
+            config.harness, registry=self.registry, purpose="train", overrides=param_overrides(config)
+        ).require()
+        self.rows = load_examples(
+            self.harness, config.data, limit=config.limit, columns=config.columns, require_oracles=True
+        )
         if not self.rows:
             raise ValueError(f"{config.data} has no rows")
         self.dist = Distributed.create()
@@ -74,31 +80,51 @@ class Trainer:
         self.policy, self.tokenizer = load_policy(config, self.model_path, self.device)
         self.teacher = Teacher.create(config, self.policy)  # before any checkpoint: frozen = initial weights
         trainable = [param for param in self.policy.parameters() if param.requires_grad]
-        self.optimizer = torch.optim.AdamW(trainable, lr=config.learning_rate, weight_decay=config.weight_decay,
-                                           betas=config.adam_betas)
+        self.optimizer = torch.optim.AdamW(
+            trainable, lr=config.learning_rate, weight_decay=config.weight_decay, betas=config.adam_betas
+        )
         warmup = config.warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0)
+            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
+        )
         self.spec = DivergenceSpec(config.loss, config.jsd_beta, config.top_k, config.token_clip)
-        self.harness_program = Program(self.harness, mode="train", registry=self.registry, seed=config.seed,
-                                       default_max_tokens=config.harness_max_tokens)
-        self.student_program = Program(self.harness, mode="train", registry=self.registry, seed=config.seed,
-                                       default_max_tokens=config.harness_max_tokens, student_only=True)
+        self.harness_program = Program(
+            self.harness,
+            mode="train",
+            registry=self.registry,
+            seed=config.seed,
+            default_max_tokens=config.harness_max_tokens,
+        )
+        self.student_program = Program(
+            self.harness,
+            mode="train",
+            registry=self.registry,
+            seed=config.seed,
+            default_max_tokens=config.harness_max_tokens,
+            student_only=True,
+        )
         self.banks = load_banks(self.harness, config.banks, self.harness_program.bank_entry)
         self.harness_program.banks.update(self.banks)
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         self.builder = TeacherContextBuilder(
-            lambda messages, kwargs: chat_template_ids(self.tokenizer, messages, kwargs), pad_id,
-            max_prompt_tokens=config.max_prompt_tokens, student_template_kwargs=config.student_template_kwargs,
-            teacher_template_kwargs=config.teacher_template_kwargs, missing_teacher=config.missing_teacher)
+            lambda messages, kwargs: chat_template_ids(self.tokenizer, messages, kwargs),
+            pad_id,
+            max_prompt_tokens=config.max_prompt_tokens,
+            student_template_kwargs=config.student_template_kwargs,
+            teacher_template_kwargs=config.teacher_template_kwargs,
+            missing_teacher=config.missing_teacher,
+        )
         self.step = 0
         if resume:
             self._resume()
         self.engine = (engine_factory or _create_engine)(self, config, self.model_path)
         if resume and config.engine == "vllm":
             self.engine.load_weights(engine_state_dict(self.policy))
-        self.metrics = MetricsLog(self.out, tensorboard=config.tensorboard, truncate_after=self.step) \
-            if self.dist.is_main else None
+        self.metrics = (
+            MetricsLog(self.out, tensorboard=config.tensorboard, truncate_after=self.step)
+            if self.dist.is_main
+            else None
+        )
         self.probe: DistillBatch | None = None
         self.initial_probe: float | None = None
 
@@ -146,29 +172,48 @@ class Trainer:
         examples = []
         for request, samples, record in zip(requests, completions, records, strict=True):
             teacher = record.teacher
-            examples.append(DistillExample(
-                student_messages=request.messages, student_template_kwargs=request.template_kwargs,
-                teacher_messages=tuple(ChatMessage(m.role, m.content) for m in teacher.messages) if teacher else None,
-                teacher_template_kwargs=teacher.template_kwargs if teacher else {},
-                completion_ids=tuple(samples[0].token_ids) if samples[0].finish_reason != "error" else (),
-                teacher_source=teacher.source if teacher else None,
-            ))
+            examples.append(
+                DistillExample(
+                    student_messages=request.messages,
+                    student_template_kwargs=request.template_kwargs,
+                    teacher_messages=tuple(ChatMessage(m.role, m.content) for m in teacher.messages)
+                    if teacher
+                    else None,
+                    teacher_template_kwargs=teacher.template_kwargs if teacher else {},
+                    completion_ids=tuple(samples[0].token_ids) if samples[0].finish_reason != "error" else (),
+                    teacher_source=teacher.source if teacher else None,
+                )
+            )
         return examples
 
     def teacher_hidden(self, batch: DistillBatch) -> torch.Tensor:
         """The teacher's final hidden states (N, H) at the completion positions of its sequences (no grad)."""
         with self.teacher.active() as teacher:
-            return completion_hidden(teacher, batch.teacher_input_ids.to(self.device),
-                                     batch.teacher_attention_mask.to(self.device), batch.teacher_positions)
+            return completion_hidden(
+                teacher,
+                batch.teacher_input_ids.to(self.device),
+                batch.teacher_attention_mask.to(self.device),
+                batch.teacher_positions,
+            )
 
     def divergence(self, batch: DistillBatch, teacher_hidden: torch.Tensor, *, grad: bool) -> torch.Tensor:
         """Per-token divergence (N,) of the current student from the teacher on `batch`."""
         with torch.enable_grad() if grad else torch.no_grad():
             self.policy.train(grad)
-            student_hidden = completion_hidden(self.policy, batch.student_input_ids.to(self.device),
-                                               batch.student_attention_mask.to(self.device), batch.student_positions)
-            return chunked_divergence(student_hidden, teacher_hidden, output_head(self.policy),
-                                      self.teacher.head(), self.spec, self.config.loss_chunk_size)
+            student_hidden = completion_hidden(
+                self.policy,
+                batch.student_input_ids.to(self.device),
+                batch.student_attention_mask.to(self.device),
+                batch.student_positions,
+            )
+            return chunked_divergence(
+                student_hidden,
+                teacher_hidden,
+                output_head(self.policy),
+                self.teacher.head(),
+                self.spec,
+                self.config.loss_chunk_size,
+            )
 
     def train_step(self) -> dict[str, Any]:
         step, phases = self.step, Phases()
@@ -199,8 +244,9 @@ class Trainer:
                 self.engine.load_weights(engine_state_dict(self.policy))
         self._grow_banks(batch_rows)
         self.step += 1
-        metrics = self._step_metrics(batch, loss_value, grad_norm, skipped, completions, records, student_records,
-                                     phases)
+        metrics = self._step_metrics(
+            batch, loss_value, grad_norm, skipped, completions, records, student_records, phases
+        )
         metrics["tokens"] = int(tokens)
         return metrics
 
@@ -221,21 +267,38 @@ class Trainer:
             entries = [self.harness_program.bank_entry(bank, inputs) for _, inputs in rows]
             self.banks[bank.name].add(entries)
 
-    def _step_metrics(self, batch: DistillBatch, loss: float, grad_norm: float, skipped: bool, completions,
-                      records: list[ExampleRecord], student_records: list[ExampleRecord], phases: Phases) -> dict:
+    def _step_metrics(
+        self,
+        batch: DistillBatch,
+        loss: float,
+        grad_norm: float,
+        skipped: bool,
+        completions,
+        records: list[ExampleRecord],
+        student_records: list[ExampleRecord],
+        phases: Phases,
+    ) -> dict:
         lengths = [len(samples[0].token_ids) for samples in completions]
         sources = Counter(record.teacher.source if record.teacher else "none" for record in records)
         from_harness = sum(count for source, count in sources.items() if source not in ("student", "none"))
         graded = [record.correct for record in records if record.grade is not None]
         return {
-            "step": self.step, "loss": loss, "tokens": batch.tokens, "grad_norm": grad_norm, "skipped": skipped,
-            "lr": self.scheduler.get_last_lr()[0], "completion_length": sum(lengths) / len(lengths),
+            "step": self.step,
+            "loss": loss,
+            "tokens": batch.tokens,
+            "grad_norm": grad_norm,
+            "skipped": skipped,
+            "lr": self.scheduler.get_last_lr()[0],
+            "completion_length": sum(lengths) / len(lengths),
             "student_prompt_length": _mean(batch.student_prompt_lengths),
             "teacher_context_length": _mean(batch.teacher_prompt_lengths),
-            "harness_success": from_harness / len(records), "harness_accuracy": _mean(graded),
+            "harness_success": from_harness / len(records),
+            "harness_accuracy": _mean(graded),
             "student_accuracy": _mean([record.correct for record in student_records]),
-            "dropped": batch.dropped, "truncated_student": batch.truncated_student,
-            "truncated_teacher": batch.truncated_teacher, "teacher_sources": dict(sources),
+            "dropped": batch.dropped,
+            "truncated_student": batch.truncated_student,
+            "truncated_teacher": batch.truncated_teacher,
+            "teacher_sources": dict(sources),
             "seconds": dict(phases.seconds),
         }
 

@@ -306,9 +306,7 @@ def test_math_equal_different_or_garbage_pairs(predicted: str, gold: str) -> Non
 
 def test_math_equal_works_off_the_main_thread() -> None:
     results: list[bool] = []
-    worker = threading.Thread(
-        target=lambda: results.extend([lib.math_equal("0.5", "1/2"), lib.math_equal("1", "2")])
-    )
+    worker = threading.Thread(target=lambda: results.extend([lib.math_equal("0.5", "1/2"), lib.math_equal("1", "2")]))
     worker.start()
     worker.join()
     assert results == [True, False]

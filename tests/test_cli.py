@@ -13,7 +13,7 @@ from conftest import REPO
 
 from harnessc.cli import main
 
-FIVE_MISTAKES = textwrap.dedent('''\
+FIVE_MISTAKES = textwrap.dedent("""\
     harness five
     input question: text
     llm plan { user "{questoin}" max_tokens 10 }
@@ -23,7 +23,7 @@ FIVE_MISTAKES = textwrap.dedent('''\
     student { user "{question} {solve}" }
     teacher = solve
     output = extract_boxed(solve, 3)
-    ''')
+    """)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -41,8 +41,9 @@ def test_six_mistakes_give_six_located_errors(tmp_path: Path, capsys) -> None:
     assert main(["check", "--for", "train", "--format", "json", str(path)]) == 1
     payload = json.loads(capsys.readouterr().out)
     errors = [d for d in payload["diagnostics"] if d["severity"] == "error"]
-    assert sorted({d["code"] for d in errors}) == sorted(["unknown-name", "invalid-option-value", "unknown-builtin",
-                                                          "cycle", "student-reads-stage", "argument-count"])
+    assert sorted({d["code"] for d in errors}) == sorted(
+        ["unknown-name", "invalid-option-value", "unknown-builtin", "cycle", "student-reads-stage", "argument-count"]
+    )
     assert all(d["span"]["line"] >= 3 and d["span"]["column"] >= 1 for d in errors)
     assert payload["errors"] == len(errors) and payload["version"] == 1
 
@@ -59,8 +60,17 @@ def test_json_schema(tmp_path: Path, capsys) -> None:
     assert diagnostic["span"]["line"] == 3 and diagnostic["hints"] == ["did you mean `q`?"]
 
 
-@pytest.mark.parametrize("args", [["check"], ["check", "--format", "xml", "x"], ["graph"], ["nonsense"],
-                                  ["explain", "no-such-code"], ["check", "--builtins", "no_such_module", "x"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check"],
+        ["check", "--format", "xml", "x"],
+        ["graph"],
+        ["nonsense"],
+        ["explain", "no-such-code"],
+        ["check", "--builtins", "no_such_module", "x"],
+    ],
+)
 def test_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
     result = run(*args)
     assert result.returncode == 2, result.stderr
@@ -68,19 +78,25 @@ def test_usage_errors_exit_2_without_traceback(args: list[str]) -> None:
 
 
 def test_user_builtins_from_a_module(tmp_path: Path) -> None:
-    (tmp_path / "my_builtins.py").write_text(textwrap.dedent('''\
+    (tmp_path / "my_builtins.py").write_text(
+        textwrap.dedent('''\
         from harnessc.builtins import builtin
 
         @builtin("shout(text: text) -> text")
         def shout(text):
             """Upper-case the text."""
             return text.upper()
-        '''))
+        ''')
+    )
     harness = tmp_path / "s.harness"
     harness.write_text("harness s\ninput q: text\nlet x = shout(q)\noutput = x\n")
     env_run = lambda *args: subprocess.run(  # noqa: E731
-        [sys.executable, "-m", "harnessc.cli", *args], capture_output=True, text=True, cwd=REPO,
-        env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+        [sys.executable, "-m", "harnessc.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)},
+    )
     assert env_run("check", "--for", "run", str(harness)).returncode == 1  # unknown without the module
     with_module = env_run("check", "--for", "run", "--builtins", "my_builtins", str(harness))
     assert with_module.returncode == 0, with_module.stdout

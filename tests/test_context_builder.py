@@ -22,19 +22,29 @@ QWEN_STYLE = (
 )
 
 STUDENT = (ChatMessage("user", "What is 2 + 2? Put the answer in \\boxed{}."),)
-TEACHER = (ChatMessage("system", "You are an expert given a plan."),
-           ChatMessage("user", "Problem: What is 2 + 2?\nPlan: add the numbers."))
+TEACHER = (
+    ChatMessage("system", "You are an expert given a plan."),
+    ChatMessage("user", "Problem: What is 2 + 2?\nPlan: add the numbers."),
+)
 
 
 def builder_for(tokenizer, **options) -> TeacherContextBuilder:
-    return TeacherContextBuilder(lambda messages, kwargs: chat_template_ids(tokenizer, messages, kwargs),
-                                 pad_id=0, **{"max_prompt_tokens": 4096, **options})
+    return TeacherContextBuilder(
+        lambda messages, kwargs: chat_template_ids(tokenizer, messages, kwargs),
+        pad_id=0,
+        **{"max_prompt_tokens": 4096, **options},
+    )
 
 
 def example(completion, teacher=TEACHER, source="solve", teacher_kwargs=None) -> DistillExample:
-    return DistillExample(student_messages=STUDENT, student_template_kwargs={}, teacher_messages=teacher,
-                          teacher_template_kwargs=teacher_kwargs or {}, completion_ids=tuple(completion),
-                          teacher_source=source)
+    return DistillExample(
+        student_messages=STUDENT,
+        student_template_kwargs={},
+        teacher_messages=teacher,
+        teacher_template_kwargs=teacher_kwargs or {},
+        completion_ids=tuple(completion),
+        teacher_source=source,
+    )
 
 
 def assert_aligned(batch, tokenizer, examples) -> None:
@@ -82,8 +92,9 @@ def test_alignment_on_smollm2_template(smollm2_tokenizer) -> None:
 def test_alignment_on_qwen_style_template_with_thinking_switches(qwen_style_tokenizer) -> None:
     tokenizer = qwen_style_tokenizer
     completion = tokenizer.encode("<think>add</think> four", add_special_tokens=False)
-    builder = builder_for(tokenizer, student_template_kwargs={"enable_thinking": False},
-                          teacher_template_kwargs={"enable_thinking": True})
+    builder = builder_for(
+        tokenizer, student_template_kwargs={"enable_thinking": False}, teacher_template_kwargs={"enable_thinking": True}
+    )
     examples = [example(completion), example(completion + completion)]
     batch = builder.build(examples)
     assert_aligned(batch, tokenizer, examples)

@@ -93,9 +93,7 @@ def test_json_errors(tmp_path: Path, content: str, message: str) -> None:
 
 def test_csv_rows_are_text_and_short_rows_miss_fields(tmp_path: Path) -> None:
     path = tmp_path / "d.csv"
-    path.write_text(
-        '\ufeffquestion,answer,tags\n"1+1, quickly?",2,"[""a"", ""b""]"\n3+3?\n', encoding="utf-8"
-    )
+    path.write_text('\ufeffquestion,answer,tags\n"1+1, quickly?",2,"[""a"", ""b""]"\n3+3?\n', encoding="utf-8")
     rows = load_rows(path)
     assert rows[0].values == {"question": "1+1, quickly?", "answer": "2", "tags": '["a", "b"]'}
     assert rows[1].values == {"question": "3+3?"}
@@ -153,9 +151,7 @@ def test_parquet_without_pyarrow_names_the_install_command(tmp_path: Path, monke
     path = tmp_path / "d.parquet"
     path.write_bytes(b"PAR1")
     hide_module(monkeypatch, "pyarrow")
-    with pytest.raises(
-        DataError, match=r"d.parquet: reading .parquet files needs pyarrow: pip install pyarrow"
-    ):
+    with pytest.raises(DataError, match=r"d.parquet: reading .parquet files needs pyarrow: pip install pyarrow"):
         load_rows(path)
 
 
@@ -199,9 +195,7 @@ def test_hf_dataset_rows_splits_and_errors(tmp_path: Path) -> None:
 
 
 def test_columns_map_inputs_to_columns(tmp_path: Path) -> None:
-    rows = load_rows(
-        write_jsonl(tmp_path / "d.jsonl", ROWS), columns={"problem": "question", "gold": "answer"}
-    )
+    rows = load_rows(write_jsonl(tmp_path / "d.jsonl", ROWS), columns={"problem": "question", "gold": "answer"})
     assert rows[0].values == {"question": "1+1?", "answer": "2", "problem": "1+1?", "gold": "2"}
 
 
@@ -219,9 +213,7 @@ def test_columns_missing_column_names_row_and_field(tmp_path: Path) -> None:
 
 def test_error_message_format_matches_the_documented_one() -> None:
     with pytest.raises(DataError) as caught:
-        coerce_row(
-            Row(17, {"question": "q"}), {"answer": parse_type("text")}, path="examples/data/math.jsonl"
-        )
+        coerce_row(Row(17, {"question": "q"}), {"answer": parse_type("text")}, path="examples/data/math.jsonl")
     assert str(caught.value) == "examples/data/math.jsonl, row 17: field 'answer' is missing"
     assert (caught.value.path, caught.value.row_index, caught.value.field) == (
         "examples/data/math.jsonl",

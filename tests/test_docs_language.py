@@ -34,8 +34,11 @@ def doc_text() -> str:
 
 def code_blocks(text: str, info: str) -> list[tuple[int, str]]:
     """(line number, body) of each fenced block whose info string is `info`."""
-    return [(text.count("\n", 0, match.start()) + 1, match.group("body"))
-            for match in _FENCE.finditer(text) if match.group("info").strip() == info]
+    return [
+        (text.count("\n", 0, match.start()) + 1, match.group("body"))
+        for match in _FENCE.finditer(text)
+        if match.group("info").strip() == info
+    ]
 
 
 HARNESS_BLOCKS = code_blocks(doc_text(), "harness")
@@ -55,8 +58,9 @@ def test_harness_block_compiles(line: int, block: str) -> None:
     assert header.startswith("harness "), f"line {line}: {whole}"
     path = REPO / "harnesses" / f"docs-language-line{line}.harness"  # never written; imports resolve from it
     compilation = compile_source(block, str(path), purpose="run")
-    problems = [f"{item.code} at {item.span.line}:{item.span.column}: {item.message}"
-                for item in compilation.diagnostics]
+    problems = [
+        f"{item.code} at {item.span.line}:{item.span.column}: {item.message}" for item in compilation.diagnostics
+    ]
     where = f"the example at docs/language.md line {line}"
     assert compilation.ok, f"{where} does not compile:\n" + "\n".join(problems)
     assert not problems, f"{where} has warnings:\n" + "\n".join(problems)
@@ -72,8 +76,7 @@ def test_harness_blocks_have_unique_names() -> None:
 
 def options_table() -> str:
     lines = ["| option | type | meaning | example |", "| --- | --- | --- | --- |"]
-    lines += [f"| `{name}` | `{spec.type}` | {spec.summary} | `{spec.example}` |"
-              for name, spec in OPTIONS.items()]
+    lines += [f"| `{name}` | `{spec.type}` | {spec.summary} | `{spec.example}` |" for name, spec in OPTIONS.items()]
     return "\n".join(lines)
 
 
@@ -99,8 +102,7 @@ def grammar_block() -> str:
     return "```text\n" + "\n".join(lines).rstrip() + "\n```"
 
 
-SECTIONS = {"options": options_table, "builtins": builtins_table, "keywords": keywords_line,
-            "grammar": grammar_block}
+SECTIONS = {"options": options_table, "builtins": builtins_table, "keywords": keywords_line, "grammar": grammar_block}
 
 
 def section_pattern(name: str) -> re.Pattern[str]:
@@ -118,14 +120,16 @@ def test_generated_section_is_in_sync(name: str, update_golden: bool) -> None:
         return
     assert match.group(2) == expected, (
         f"the {name} section of docs/language.md is out of date; "
-        "run `pytest tests/test_docs_language.py --update-golden` and review the diff")
+        "run `pytest tests/test_docs_language.py --update-golden` and review the diff"
+    )
 
 
 def test_every_standard_builtin_is_documented() -> None:
     """A direct check, independent of the table's formatting."""
     text = doc_text()
-    missing = [item.name for item in default_registry()
-               if item.module == LIBRARY_MODULE and f"`{item.name}(" not in text]
+    missing = [
+        item.name for item in default_registry() if item.module == LIBRARY_MODULE and f"`{item.name}(" not in text
+    ]
     assert not missing
 
 

@@ -30,15 +30,33 @@ MUTANT_PATH = str(REPO / "harnesses" / "mutant.harness")
 PURPOSES = ("any", "run", "train")
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-SLOW = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                       HealthCheck.function_scoped_fixture])
+SLOW = settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
 # Tokens of the language, roughly: triple-quoted and plain strings, names, numbers, any other character.
 _TOKEN = re.compile(r'"""(?:.|\n)*?"""|"(?:\\.|[^"\\\n])*"|[A-Za-z_]\w*|-?\d+(?:\.\d+)?|\S')
 # Pieces that stress the lexer and the template scanner.
-_JUNK_PIECES = [*'{}[]()"\\#=:.,<>!?;\'+&|@$%^*~`', "\n", "\t", "\r", "\x00", "\ufeff", "\u00e9", "\u2028",
-                "\U0001f600", '"""', "{if x}", "{end}", "{else}", "{for x in y}", "{{", "}}", "{}",
-                "\\boxed{}"]
+_JUNK_PIECES = [
+    *"{}[]()\"\\#=:.,<>!?;'+&|@$%^*~`",
+    "\n",
+    "\t",
+    "\r",
+    "\x00",
+    "\ufeff",
+    "\u00e9",
+    "\u2028",
+    "\U0001f600",
+    '"""',
+    "{if x}",
+    "{end}",
+    "{else}",
+    "{for x in y}",
+    "{{",
+    "}}",
+    "{}",
+    "\\boxed{}",
+]
 _JUNK = st.lists(st.sampled_from(_JUNK_PIECES), min_size=1, max_size=6).map("".join)
 
 
@@ -66,8 +84,7 @@ def run_cli(*argv: str) -> tuple[int, str]:
     return code, out.getvalue() + err.getvalue()
 
 
-ALL_COMMANDS = (("check",), ("check", "--format", "json", "--for", "train"), ("graph",),
-                ("compile", "--for", "run"))
+ALL_COMMANDS = (("check",), ("check", "--format", "json", "--for", "train"), ("graph",), ("compile", "--for", "run"))
 
 
 def assert_cli_survives(path: Path, commands: tuple[tuple[str, ...], ...] = ALL_COMMANDS) -> None:
@@ -138,10 +155,15 @@ def truncated(draw) -> str:
     return text[: draw(st.integers(0, len(text)))]
 
 
-MUTATIONS = [deleted_lines(), duplicated_lines(), swapped_tokens(), replaced_tokens(), inserted_junk(),
-             truncated()]
-MUTATION_NAMES = ["deleted_lines", "duplicated_lines", "swapped_tokens", "replaced_tokens", "inserted_junk",
-                  "truncated"]
+MUTATIONS = [deleted_lines(), duplicated_lines(), swapped_tokens(), replaced_tokens(), inserted_junk(), truncated()]
+MUTATION_NAMES = [
+    "deleted_lines",
+    "duplicated_lines",
+    "swapped_tokens",
+    "replaced_tokens",
+    "inserted_junk",
+    "truncated",
+]
 
 
 @st.composite
@@ -185,8 +207,7 @@ def test_random_text_gives_diagnostics(text: str) -> None:
 
 
 @FAST
-@given(st.lists(st.sampled_from(sorted({m.group() for text in TEXTS for m in _TOKEN.finditer(text)})),
-                max_size=80))
+@given(st.lists(st.sampled_from(sorted({m.group() for text in TEXTS for m in _TOKEN.finditer(text)})), max_size=80))
 def test_random_token_soup_gives_diagnostics(tokens: list[str]) -> None:
     """Sequences of the language's own tokens get much further into the parser than random characters."""
     compile_all_purposes("harness soup\n" + " ".join(tokens))
@@ -222,7 +243,7 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @given(data=st.binary(max_size=300))
 @example(data=b"\xff\xfe\x00")
 @example(data=b"harness h\n\xc3")
-@example(data="harness h\ninput q: text\noutput = \"{q}\"\n".encode("utf-16"))
+@example(data='harness h\ninput q: text\noutput = "{q}"\n'.encode("utf-16"))
 def test_random_bytes_in_a_file_give_diagnostics(scratch: Path, data: bytes) -> None:
     path = scratch / "bytes.harness"
     path.write_bytes(data)
@@ -271,24 +292,46 @@ def test_missing_file_and_directory(scratch: Path) -> None:
 
 def huge_harness(stages: int) -> str:
     """A valid harness of `stages` stages in a chain: llm stages (some guarded) and `let`s."""
-    lines = ['harness huge "generated"', "input question: text", "input answer: text oracle",
-             "param tokens: int = 256",
-             "llm s0 {", '  user "Problem: {question}"', "  max_tokens tokens", "}"]
+    lines = [
+        'harness huge "generated"',
+        "input question: text",
+        "input answer: text oracle",
+        "param tokens: int = 256",
+        "llm s0 {",
+        '  user "Problem: {question}"',
+        "  max_tokens tokens",
+        "}",
+    ]
     for index in range(1, stages):
         previous = f"s{index - 1}"
         if index % 3 == 1:
             lines.append(f"let s{index} = strip_think({previous})")
         elif index % 3 == 2:
-            lines += [f"llm s{index} when nonempty({previous}) {{",
-                      f'  user "Improve: {{{previous}}} for {{question}}"', "  max_tokens tokens",
-                      "} else {", '  user "Solve: {question}"', "  max_tokens tokens", "}"]
+            lines += [
+                f"llm s{index} when nonempty({previous}) {{",
+                f'  user "Improve: {{{previous}}} for {{question}}"',
+                "  max_tokens tokens",
+                "} else {",
+                '  user "Solve: {question}"',
+                "  max_tokens tokens",
+                "}",
+            ]
         else:
-            lines += [f"llm s{index} {{", f'  system "Step {index}."',
-                      f'  user "{{question}}\\n{{{previous}}}"',
-                      "  temperature 0.6", "  max_tokens tokens", "}"]
+            lines += [
+                f"llm s{index} {{",
+                f'  system "Step {index}."',
+                f'  user "{{question}}\\n{{{previous}}}"',
+                "  temperature 0.6",
+                "  max_tokens tokens",
+                "}",
+            ]
     last_llm = max(index for index in range(stages) if index % 3 != 1)
-    lines += ['student { user "{question}" }', f"teacher = s{last_llm} else student",
-              f"output = extract_boxed(s{stages - 1})", "grade = math_equal(output, answer)"]
+    lines += [
+        'student { user "{question}" }',
+        f"teacher = s{last_llm} else student",
+        f"output = extract_boxed(s{stages - 1})",
+        "grade = math_equal(output, answer)",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -329,12 +372,15 @@ def test_import_path_with_a_nul_character_is_diagnosed() -> None:
     assert_diagnosed(compile_file("nul\x00.harness"))
 
 
-@pytest.mark.parametrize("text", [
-    # a loop whose name is taken: its inner stages must not belong to a loop that is not in the graph
-    'harness h\ninput x: text\nloop x from x max 2 {\n let a = strip(x)\n next a\n}\noutput = a\n',
-    # an inner stage whose name is taken by an earlier declaration
-    'harness h\ninput x: text\nlet a = x\nloop l from x max 2 {\n let a = strip(l)\n next a\n}\noutput = l\n',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        # a loop whose name is taken: its inner stages must not belong to a loop that is not in the graph
+        "harness h\ninput x: text\nloop x from x max 2 {\n let a = strip(x)\n next a\n}\noutput = a\n",
+        # an inner stage whose name is taken by an earlier declaration
+        "harness h\ninput x: text\nlet a = x\nloop l from x max 2 {\n let a = strip(l)\n next a\n}\noutput = l\n",
+    ],
+)
 def test_duplicate_names_around_loops(text: str) -> None:
     compilation = compile_source(text, purpose="run")
     assert_diagnosed(compilation)
@@ -401,15 +447,19 @@ def test_a_long_chain_inside_a_loop_in_the_wrong_order() -> None:
     assert "loop-order" in {item.code for item in compilation.diagnostics}
 
 
-@pytest.mark.parametrize("snippets", [
-    ['snippet A = "x {A}"'],
-    ['snippet A = "x {B}"', 'snippet B = "y {A}"'],
-    ['snippet A = "x {B}"', 'snippet B = "{C}"', 'snippet C = "{A} {q}"'],
-])
+@pytest.mark.parametrize(
+    "snippets",
+    [
+        ['snippet A = "x {A}"'],
+        ['snippet A = "x {B}"', 'snippet B = "y {A}"'],
+        ['snippet A = "x {B}"', 'snippet B = "{C}"', 'snippet C = "{A} {q}"'],
+    ],
+)
 def test_snippets_that_include_themselves_are_a_cycle(snippets: list[str]) -> None:
     """Filling in a snippet that includes itself used to recurse until RecursionError."""
-    text = "\n".join(["harness h", "input q: text", *snippets, "llm s { user A max_tokens 3 }",
-                      'let t = "{A}"', "output = [s, t]"])
+    text = "\n".join(
+        ["harness h", "input q: text", *snippets, "llm s { user A max_tokens 3 }", 'let t = "{A}"', "output = [s, t]"]
+    )
     compilation = compile_source(text, purpose="run")
     assert_diagnosed(compilation)
     assert [item.code for item in compilation.diagnostics] == ["cycle"]
@@ -426,13 +476,44 @@ def test_a_long_chain_of_snippets_is_a_diagnostic() -> None:
 # ---- random declarations: well-formed pieces in random combinations ---------------------------------------
 
 _NAMES = ["q", "x", "a", "b", "s", "l", "cases", "A", "student", "output"]
-_EXPRESSIONS = ["q", "x", "a.f", "s", "l", "A", "strip(q)", "nonempty(x)", "coalesce(x, q)", "[q, a]",
-                "[strip(i) for i in l]", "size(cases)", "retrieve(cases, q, k=2)", "x and not b", "a == q",
-                "s >= 1", '"{q} {if x}{x}{end}"', '"{for i in l}{i}{end}"', "join(l)", "majority(l)",
-                "regex_capture(q, \"(a\")", "strip()", "student", "output", "true", "3", "-0.5"]
-_BODIES = ['{ user "{q}" max_tokens 3 }', '{ system A user "{x}" n 2 }',
-           '{ user "{s}" choice ["a"] regex "b" }', "{ }", '{ assistant "a" temperature -1 }',
-           '{ user "{l}" json "[" max_tokens q }', '{ user "{output} {student}" thinking on stop "x" }']
+_EXPRESSIONS = [
+    "q",
+    "x",
+    "a.f",
+    "s",
+    "l",
+    "A",
+    "strip(q)",
+    "nonempty(x)",
+    "coalesce(x, q)",
+    "[q, a]",
+    "[strip(i) for i in l]",
+    "size(cases)",
+    "retrieve(cases, q, k=2)",
+    "x and not b",
+    "a == q",
+    "s >= 1",
+    '"{q} {if x}{x}{end}"',
+    '"{for i in l}{i}{end}"',
+    "join(l)",
+    "majority(l)",
+    'regex_capture(q, "(a")',
+    "strip()",
+    "student",
+    "output",
+    "true",
+    "3",
+    "-0.5",
+]
+_BODIES = [
+    '{ user "{q}" max_tokens 3 }',
+    '{ system A user "{x}" n 2 }',
+    '{ user "{s}" choice ["a"] regex "b" }',
+    "{ }",
+    '{ assistant "a" temperature -1 }',
+    '{ user "{l}" json "[" max_tokens q }',
+    '{ user "{output} {student}" thinking on stop "x" }',
+]
 
 
 @st.composite
@@ -443,18 +524,27 @@ def random_declarations(draw) -> str:
     types = st.sampled_from(["text", "int", "list[text]", "record{f: text}", "bool"])
     kinds = [
         st.builds("input {}: {} {}".format, name, types, st.sampled_from(["", "optional", "oracle"])),
-        st.builds("param {}: {} = {}".format, name, st.sampled_from(["int", "text", "list[text]"]),
-                  expression),
+        st.builds("param {}: {} = {}".format, name, st.sampled_from(["int", "text", "list[text]"]), expression),
         st.builds('snippet {} = "{{{}}}"'.format, name, name),
         st.builds("let {} = {}".format, name, expression),
         st.builds("llm {} {}".format, name, body),
         st.builds("llm {} when {} {} else {}".format, name, expression, body, body),
-        st.builds("loop {} from {} max {} {{ let {} = {} until {} next {} }}".format, name, expression,
-                  st.sampled_from(["2", "q", "0"]), name, expression, expression, expression),
+        st.builds(
+            "loop {} from {} max {} {{ let {} = {} until {} next {} }}".format,
+            name,
+            expression,
+            st.sampled_from(["2", "q", "0"]),
+            name,
+            expression,
+            expression,
+            expression,
+        ),
         st.builds("bank {} {{ text: text = {} search text label {} }}".format, name, expression, name),
-        st.builds("student {}".format, body), st.builds("teacher {}".format, body),
+        st.builds("student {}".format, body),
+        st.builds("teacher {}".format, body),
         st.builds("teacher = {} else {}".format, name, name),
-        st.builds("output = {}".format, expression), st.builds("student_output = {}".format, expression),
+        st.builds("output = {}".format, expression),
+        st.builds("student_output = {}".format, expression),
         st.builds("grade = {}".format, expression),
     ]
     items = draw(st.lists(st.one_of(kinds), max_size=14))

@@ -61,8 +61,7 @@ class Header:
         return ["check", "--for", self.purpose, *sets, *extra]
 
 
-def _run_check(path: Path, header: Header, capsys: pytest.CaptureFixture[str],
-               *extra: str) -> tuple[int, str]:
+def _run_check(path: Path, header: Header, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
     status = harnessc_main(header.argv(*extra, path.name))
     captured = capsys.readouterr()
     assert captured.err == "", captured.err
@@ -96,8 +95,7 @@ def test_one_file_with_five_mistakes_gets_five_located_diagnostics(in_golden_dir
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda path: path.stem)
-def test_golden_text(path: Path, update_golden: bool, in_golden_dir: None,
-                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_golden_text(path: Path, update_golden: bool, in_golden_dir: None, capsys: pytest.CaptureFixture[str]) -> None:
     header = Header(path)
     status, output = _run_check(path, header, capsys)
     check_golden(path.with_suffix(".expected"), output, update_golden)
@@ -117,8 +115,9 @@ def test_codes_match_the_expect_line(path: Path, in_golden_dir: None) -> None:
         assert code in CODES, f"{path.name}: `# expect:` names the unknown code {code!r}"
     compilation = compile_file(path.name, purpose=header.purpose, overrides=header.overrides or None)
     actual = Counter(item.code for item in compilation.diagnostics)
-    assert actual == Counter(header.expected), "\n".join(f"{d.span}: {d.code}: {d.message}"
-                                                          for d in compilation.diagnostics)
+    assert actual == Counter(header.expected), "\n".join(
+        f"{d.span}: {d.code}: {d.message}" for d in compilation.diagnostics
+    )
     if header.valid:
         assert compilation.ok
         return

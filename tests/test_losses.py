@@ -31,13 +31,18 @@ def reference(student: list[float], teacher: list[float], spec: DivergenceSpec) 
         b = spec.jsd_beta
         m = [b * qi + (1 - b) * pi for pi, qi in zip(p, q)]
         value = b * sum(qi * math.log(qi / mi) for qi, mi in zip(q, m)) + (1 - b) * sum(
-            pi * math.log(pi / mi) for pi, mi in zip(p, m))
+            pi * math.log(pi / mi) for pi, mi in zip(p, m)
+        )
     return min(value, spec.token_clip) if spec.token_clip is not None else value
 
 
 SPECS = [
-    DivergenceSpec("reverse_kl"), DivergenceSpec("forward_kl"), DivergenceSpec("jsd", jsd_beta=0.5),
-    DivergenceSpec("jsd", jsd_beta=0.1), DivergenceSpec("reverse_kl", top_k=3), DivergenceSpec("forward_kl", top_k=4),
+    DivergenceSpec("reverse_kl"),
+    DivergenceSpec("forward_kl"),
+    DivergenceSpec("jsd", jsd_beta=0.5),
+    DivergenceSpec("jsd", jsd_beta=0.1),
+    DivergenceSpec("reverse_kl", top_k=3),
+    DivergenceSpec("forward_kl", top_k=4),
     DivergenceSpec("reverse_kl", token_clip=0.05),
 ]
 
@@ -66,8 +71,10 @@ def test_gradients_match_finite_differences(spec: DivergenceSpec) -> None:
             plus, minus = student.clone(), student.clone()
             plus[row, vocab] += step
             minus[row, vocab] -= step
-            numeric = (reference(plus[row].tolist(), teacher[row].tolist(), spec)
-                       - reference(minus[row].tolist(), teacher[row].tolist(), spec)) / (2 * step)
+            numeric = (
+                reference(plus[row].tolist(), teacher[row].tolist(), spec)
+                - reference(minus[row].tolist(), teacher[row].tolist(), spec)
+            ) / (2 * step)
             assert leaf.grad[row, vocab].item() == pytest.approx(numeric, rel=1e-3, abs=1e-5)
 
 

@@ -218,10 +218,7 @@ def test_growth_keeps_entries_and_vectors_aligned() -> None:
     texts = [f"entry number {index} about topic {index % 7}" for index in range(300)]
     for start in range(0, 300, 37):  # uneven batches cross several capacity doublings
         bank.add(
-            [
-                {"text": text, "label": str(index % 3)}
-                for index, text in enumerate(texts[start : start + 37], start)
-            ]
+            [{"text": text, "label": str(index % 3)} for index, text in enumerate(texts[start : start + 37], start)]
         )
     assert len(bank) == 300
     for probe in (0, 63, 64, 128, 299):

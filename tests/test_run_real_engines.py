@@ -33,8 +33,12 @@ loop current from solve max 2 {
 }
 output = current
 """
-QUESTIONS = [(i, {"question": q}) for i, q in enumerate(
-    ["What is two plus two?", "Theft or fraud?", "Three times five?", "Is the verdict yes or no?"])]
+QUESTIONS = [
+    (i, {"question": q})
+    for i, q in enumerate(
+        ["What is two plus two?", "Theft or fraud?", "Three times five?", "Is the verdict yes or no?"]
+    )
+]
 
 
 def comparable(records):
@@ -75,8 +79,22 @@ def test_default_model_end_to_end(tmp_path: Path, capsys) -> None:
     """No --model and no --engine: SmolLM2-135M-Instruct on the default engine, printing the accuracy."""
     pytest.importorskip("gguf")
     out = tmp_path / "ps.jsonl"
-    code = main(["run", str(REPO / "harnesses/plan_solve.harness"), "--data", str(REPO / "examples/data/math.jsonl"),
-                 "--limit", "2", "--set", "plan_tokens=24", "--set", "solve_tokens=32", "--out", str(out)])
+    code = main(
+        [
+            "run",
+            str(REPO / "harnesses/plan_solve.harness"),
+            "--data",
+            str(REPO / "examples/data/math.jsonl"),
+            "--limit",
+            "2",
+            "--set",
+            "plan_tokens=24",
+            "--set",
+            "solve_tokens=32",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "accuracy" in printed

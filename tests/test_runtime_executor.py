@@ -43,8 +43,11 @@ def run_both(harness, rows, mode, banks=None):
 
 
 def comparable(records):
-    return [record.model_dump(exclude={"seconds"}) | {"calls": [call.model_dump(exclude={"seconds"})
-            for call in record.calls]} for record in records]
+    return [
+        record.model_dump(exclude={"seconds"})
+        | {"calls": [call.model_dump(exclude={"seconds"}) for call in record.calls]}
+        for record in records
+    ]
 
 
 def filled_bank() -> MemoryBank:
@@ -115,8 +118,9 @@ llm a { user "{q}" max_tokens 8 }
 let picked = majority([x for x in split(a, ";")])
 output = picked
 """
-    engine = ScriptedEngine(lambda request, sample: "" if "bad" in request.messages[0].content else "p;p;q",
-                            max_prompt_words=3)
+    engine = ScriptedEngine(
+        lambda request, sample: "" if "bad" in request.messages[0].content else "p;p;q", max_prompt_words=3
+    )
     program = Program(compile_source(source).require())
     rows = [(0, {"q": "fine"}), (1, {"q": "bad"}), (2, {"q": "far too many words here"})]
     records = StageSynchronousExecutor(program, engine).run(rows)
@@ -183,7 +187,8 @@ def test_draft_verify_cold_start_is_one_zero_shot_call() -> None:
     engine = ScriptedEngine(respond)
     empty = MemoryBank("cases", search_field="text", label_field="label")
     records = StageSynchronousExecutor(Program(harness, banks={"cases": empty}), engine).run(
-        list(enumerate(CLASSIFY[:4])))
+        list(enumerate(CLASSIFY[:4]))
+    )
     assert len(engine.calls) == 1  # verify is skipped: its guard needs a warm bank
     assert all("Solved cases" not in r.calls[0].messages[-1].content for r in records)
     assert all(r.output in ("billing", "shipping", "returns") for r in records)

@@ -18,9 +18,17 @@ from ophsd.cli import main  # noqa: E402
 from ophsd.config import ConfigError, TrainConfig, load_config  # noqa: E402
 from ophsd.trainer import Trainer  # noqa: E402
 
-FAST = {"batch_size": 2, "max_new_tokens": 8, "harness_max_tokens": 8, "learning_rate": 3e-5, "probe_size": 2,
-        "save_every": 2, "tensorboard": False, "seed": 3,
-        "engine_options": {"max_model_len": 1024}}  # the tiny model is RoPE: longer than its nominal 256 is fine
+FAST = {
+    "batch_size": 2,
+    "max_new_tokens": 8,
+    "harness_max_tokens": 8,
+    "learning_rate": 3e-5,
+    "probe_size": 2,
+    "save_every": 2,
+    "tensorboard": False,
+    "seed": 3,
+    "engine_options": {"max_model_len": 1024},
+}  # the tiny model is RoPE: longer than its nominal 256 is fine
 DATA = {"plan_solve": "math.jsonl", "opsd": "math.jsonl", "draft_verify": "classify.jsonl"}
 
 CUSTOM = """# A harness written for this test only: a hint stage, and a teacher template that shows the hint.
@@ -41,8 +49,9 @@ grade = math_equal(output, answer)
 
 
 def config(tmp_path: Path, tiny_model_dir: Path, harness: str, data: str, **extra) -> TrainConfig:
-    return TrainConfig(harness=harness, data=data, model=str(tiny_model_dir), output=str(tmp_path / "run"),
-                       **{**FAST, **extra})
+    return TrainConfig(
+        harness=harness, data=data, model=str(tiny_model_dir), output=str(tmp_path / "run"), **{**FAST, **extra}
+    )
 
 
 @pytest.mark.slow
@@ -93,8 +102,11 @@ def test_two_steps_resume_two_steps_equals_four_straight(tmp_path, tiny_model_di
 def test_lora_trains_the_adapter_only_and_the_teacher_is_the_base(tmp_path, tiny_model_dir) -> None:
     pytest.importorskip("peft")
     harness, data = str(REPO / "harnesses/opsd.harness"), str(REPO / "examples/data/math.jsonl")
-    trainer = Trainer(config(tmp_path, tiny_model_dir, harness, data, max_steps=2, lora=True, lora_r=4,
-                             lora_alpha=8, learning_rate=1e-2))
+    trainer = Trainer(
+        config(
+            tmp_path, tiny_model_dir, harness, data, max_steps=2, lora=True, lora_r=4, lora_alpha=8, learning_rate=1e-2
+        )
+    )
     base = {name: tensor.clone() for name, tensor in trainer.policy.state_dict().items() if "lora_" not in name}
     trainer.train()
     assert trainer.teacher.copy is None  # no second model: the adapter is disabled instead
@@ -105,8 +117,11 @@ def test_lora_trains_the_adapter_only_and_the_teacher_is_the_base(tmp_path, tiny
 
 def test_bad_settings_are_rejected_naming_the_values(tmp_path) -> None:
     with pytest.raises(ConfigError) as error:
-        load_config(None, {"harness": "h", "data": "d", "output": "o"},
-                    ["max_steps=0", "teacher=ema", "lora=true", "learning_rate=-1", "lossy=1"])
+        load_config(
+            None,
+            {"harness": "h", "data": "d", "output": "o"},
+            ["max_steps=0", "teacher=ema", "lora=true", "learning_rate=-1", "lossy=1"],
+        )
     text = str(error.value)
     assert "max_steps" in text and "got 0" in text
     assert "learning_rate" in text and "got -1" in text
@@ -120,8 +135,19 @@ def test_bad_settings_are_rejected_naming_the_values(tmp_path) -> None:
 def test_cli_reports_a_harness_without_training_views(tmp_path, capsys) -> None:
     harness = tmp_path / "plain.harness"
     harness.write_text('harness plain\ninput q: text\nllm a { user "{q}" max_tokens 4 }\noutput = a\n')
-    code = main(["train", "--harness", str(harness), "--data", str(REPO / "examples/data/math.jsonl"),
-                 "--output", str(tmp_path / "run"), "--set", "max_steps=1"])
+    code = main(
+        [
+            "train",
+            "--harness",
+            str(harness),
+            "--data",
+            str(REPO / "examples/data/math.jsonl"),
+            "--output",
+            str(tmp_path / "run"),
+            "--set",
+            "max_steps=1",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "error[missing-student]" in err and "Traceback" not in err
 
@@ -129,12 +155,37 @@ def test_cli_reports_a_harness_without_training_views(tmp_path, capsys) -> None:
 @pytest.mark.slow
 def test_cli_train_then_report(tmp_path, tiny_model_dir, capsys) -> None:
     run = tmp_path / "run"
-    code = main(["train", "--harness", str(REPO / "harnesses/plan_solve.harness"), "--data",
-                 str(REPO / "examples/data/math.jsonl"), "--model", str(tiny_model_dir), "--output", str(run),
-                 "--max-steps", "1", "--set", "batch_size=1", "--set", "max_new_tokens=4",
-                 "--set", "harness_max_tokens=4", "--set", "probe_size=0", "--set", "tensorboard=false"])
+    code = main(
+        [
+            "train",
+            "--harness",
+            str(REPO / "harnesses/plan_solve.harness"),
+            "--data",
+            str(REPO / "examples/data/math.jsonl"),
+            "--model",
+            str(tiny_model_dir),
+            "--output",
+            str(run),
+            "--max-steps",
+            "1",
+            "--set",
+            "batch_size=1",
+            "--set",
+            "max_new_tokens=4",
+            "--set",
+            "harness_max_tokens=4",
+            "--set",
+            "probe_size=0",
+            "--set",
+            "tensorboard=false",
+        ]
+    )
     assert code == 0
     assert json.loads((run / "config.json").read_text())["max_steps"] == 1
     assert main(["report", str(run)]) == 0
-    assert {path.name for path in (run / "report").glob("*.png")} == {"loss.png", "lengths.png", "accuracy.png",
-                                                                        "phases.png"}
+    assert {path.name for path in (run / "report").glob("*.png")} == {
+        "loss.png",
+        "lengths.png",
+        "accuracy.png",
+        "phases.png",
+    }

@@ -18,14 +18,45 @@ from conftest import REPO  # noqa: E402
 
 def train(tmp: Path, tiny_model_dir: Path, processes: int) -> Path:
     output = tmp / f"run{processes}"
-    settings = {"batch_size": 2, "max_new_tokens": 6, "harness_max_tokens": 6, "learning_rate": 1e-3,
-                "probe_size": 0, "tensorboard": False, "engine_options": {"max_model_len": 1024}, "save_every": 1}
-    command = ["-m", "ophsd", "train", "--harness", str(REPO / "harnesses/opsd.harness"),
-               "--data", str(REPO / "examples/data/math.jsonl"), "--model", str(tiny_model_dir),
-               "--output", str(output), "--max-steps", "1", *[arg for key, value in settings.items()
-                                                                for arg in ("--set", f"{key}={json.dumps(value)}")]]
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes),
-                "--master_port", str(29500 + processes)] if processes > 1 else [sys.executable]
+    settings = {
+        "batch_size": 2,
+        "max_new_tokens": 6,
+        "harness_max_tokens": 6,
+        "learning_rate": 1e-3,
+        "probe_size": 0,
+        "tensorboard": False,
+        "engine_options": {"max_model_len": 1024},
+        "save_every": 1,
+    }
+    command = [
+        "-m",
+        "ophsd",
+        "train",
+        "--harness",
+        str(REPO / "harnesses/opsd.harness"),
+        "--data",
+        str(REPO / "examples/data/math.jsonl"),
+        "--model",
+        str(tiny_model_dir),
+        "--output",
+        str(output),
+        "--max-steps",
+        "1",
+        *[arg for key, value in settings.items() for arg in ("--set", f"{key}={json.dumps(value)}")],
+    ]
+    launcher = (
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            str(processes),
+            "--master_port",
+            str(29500 + processes),
+        ]
+        if processes > 1
+        else [sys.executable]
+    )
     result = subprocess.run(launcher + command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return output

@@ -47,9 +47,7 @@ def change_from_bill(rng: random.Random) -> Problem:
         f"{name} pays with a ${bill} bill for {count} tickets that cost ${price} each. "
         f"How much change, in dollars, does {name} get?"
     )
-    solution = (
-        f"The tickets cost {count} x {price} = {count * price}. Change: {bill} - {count * price} = {change}."
-    )
+    solution = f"The tickets cost {count} x {price} = {count * price}. Change: {bill} - {count * price} = {change}."
     return question, str(change), solution
 
 
@@ -68,9 +66,7 @@ def equal_sharing(rng: random.Random) -> Problem:
 def speed_distance(rng: random.Random) -> Problem:
     speed, hours = rng.choice((40, 45, 50, 60, 72, 80)), rng.randint(2, 6)
     distance = speed * hours
-    question = (
-        f"A train travels at {speed} km per hour for {hours} hours. How many kilometres does it travel?"
-    )
+    question = f"A train travels at {speed} km per hour for {hours} hours. How many kilometres does it travel?"
     solution = f"Distance = speed x time = {speed} x {hours} = {distance}."
     return question, str(distance), solution
 
@@ -80,9 +76,7 @@ def fraction_of_quantity(rng: random.Random) -> Problem:
     numerator = rng.randint(1, denominator - 1)
     total = denominator * rng.randint(3, 12)
     part = total * numerator // denominator
-    question = (
-        f"A farm has {total} chickens and {numerator}/{denominator} of them are brown. How many are brown?"
-    )
+    question = f"A farm has {total} chickens and {numerator}/{denominator} of them are brown. How many are brown?"
     solution = f"{numerator}/{denominator} of {total} = {total} / {denominator} x {numerator} = {part}."
     return question, str(part), solution
 
@@ -91,13 +85,9 @@ def percent_discount(rng: random.Random) -> Problem:
     price = rng.choice((20, 40, 60, 80, 120, 160, 200))  # multiples of 20: every discount is whole
     percent = rng.choice((10, 20, 25, 50))
     sale = price * (100 - percent) // 100
-    question = (
-        f"A jacket costs ${price}. It is on sale for {percent}% off. What is the sale price in dollars?"
-    )
+    question = f"A jacket costs ${price}. It is on sale for {percent}% off. What is the sale price in dollars?"
     discount = price * percent // 100
-    solution = (
-        f"The discount is {percent}% of {price} = {discount}. Sale price: {price} - {discount} = {sale}."
-    )
+    solution = f"The discount is {percent}% of {price} = {discount}. Sale price: {price} - {discount} = {sale}."
     return question, str(sale), solution
 
 
@@ -129,8 +119,7 @@ def ages(rng: random.Random) -> Problem:
 def rectangle_area(rng: random.Random) -> Problem:
     length, width = rng.randint(4, 20), rng.randint(3, 15)
     question = (
-        f"A garden is a rectangle {length} metres long and {width} metres wide. "
-        "What is its area in square metres?"
+        f"A garden is a rectangle {length} metres long and {width} metres wide. What is its area in square metres?"
     )
     solution = f"Area = length x width = {length} x {width} = {length * width}."
     return question, str(length * width), solution
@@ -163,9 +152,7 @@ def unit_price(rng: random.Random) -> Problem:
     cents = rng.choice((25, 50, 75, 125, 150))
     total = Fraction(count * cents, 100)
     price = Fraction(cents, 100)
-    question = (
-        f"{count} bottles of water cost ${float(total):.2f} together. What does one bottle cost, in dollars?"
-    )
+    question = f"{count} bottles of water cost ${float(total):.2f} together. What does one bottle cost, in dollars?"
     solution = f"{float(total):.2f} / {count} = {float(price):.2f}."
     return question, f"{float(price):g}", solution
 

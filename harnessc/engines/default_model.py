@@ -89,9 +89,7 @@ def _is_converted(directory: Path) -> bool:
 
 
 def _check_converter_dependencies() -> None:
-    missing = [
-        module for module in ("torch", "transformers", "gguf") if importlib.util.find_spec(module) is None
-    ]
+    missing = [module for module in ("torch", "transformers", "gguf") if importlib.util.find_spec(module) is None]
     if missing:
         raise DefaultModelUnavailableError(
             f"converting the default model needs {', '.join(missing)}: pip install torch transformers gguf"
@@ -126,9 +124,7 @@ def _convert(gguf: Path, out: Path, report: Callable[[str], None]) -> None:
         report("reading the tokenizer and chat template")
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         report(f"de-quantising {gguf.name}")
-        quantised = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-        )
+        quantised = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         report("rebuilding it as a plain model")
         model = _plain_copy(quantised)
         report(f"saving bfloat16 safetensors into {out}")

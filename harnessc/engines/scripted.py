@@ -36,12 +36,19 @@ class ScriptedEngine:
             text = self.respond(request, sample)
             words = text.split()[: request.sampling.max_tokens]
             finish = "length" if len(text.split()) > request.sampling.max_tokens else "stop"
-            completions.append(Completion(text=" ".join(words) if finish == "length" else text,
-                                          token_ids=tuple(range(len(words))), finish_reason=finish,
-                                          prompt_token_count=prompt_words))
+            completions.append(
+                Completion(
+                    text=" ".join(words) if finish == "length" else text,
+                    token_ids=tuple(range(len(words))),
+                    finish_reason=finish,
+                    prompt_token_count=prompt_words,
+                )
+            )
         return completions
 
-    def apply_chat_template(self, messages: Sequence[ChatMessage], template_kwargs: Mapping[str, Any] | None = None) -> list[int]:
+    def apply_chat_template(
+        self, messages: Sequence[ChatMessage], template_kwargs: Mapping[str, Any] | None = None
+    ) -> list[int]:
         return list(range(sum(len(message.content.split()) for message in messages)))
 
     def load_weights(self, state_dict: Mapping[str, Any]) -> None:

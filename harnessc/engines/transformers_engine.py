@@ -166,9 +166,7 @@ class TransformersEngine:
         finally:
             self.model.train(was_training)
 
-    def _generators(
-        self, seed: int | None, n: int, device: torch.device | None = None
-    ) -> list[torch.Generator]:
+    def _generators(self, seed: int | None, n: int, device: torch.device | None = None) -> list[torch.Generator]:
         """One generator per sample (on the engine's device by default), seeded from (seed, sample index)."""
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -268,9 +266,7 @@ class TransformersEngine:
         else:
             filtered = _filter_logits(logits / sampling.temperature, sampling)
             probs = torch.softmax(filtered, dim=-1)
-            tokens = torch.cat(
-                [torch.multinomial(probs[i], 1, generator=row.generator) for i, row in enumerate(rows)]
-            )
+            tokens = torch.cat([torch.multinomial(probs[i], 1, generator=row.generator) for i, row in enumerate(rows)])
         return tokens, logprobs.gather(-1, tokens[:, None]).squeeze(-1)
 
     def _append(self, row: _Row, token: int, logprob: float, sampling: SamplingOptions) -> None:

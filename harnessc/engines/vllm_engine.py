@@ -106,9 +106,7 @@ class VllmEngine:
                 raise RuntimeError(f"vLLM returned {len(outputs)} results for {len(submitted)} requests")
             for (index, prompt_tokens), output in zip(submitted, outputs, strict=True):
                 sampling = requests[index].sampling
-                completions = [
-                    _completion(sample, prompt_tokens, sampling.logprobs) for sample in output.outputs
-                ]
+                completions = [_completion(sample, prompt_tokens, sampling.logprobs) for sample in output.outputs]
                 # Greedy requests were decoded once (see distinct_samples); the copies fill the n slots.
                 results[index] = completions * (sampling.n // len(completions))
         return [results[index] for index in range(len(requests))]

@@ -17,36 +17,76 @@ EPILOG = """examples:
 
 def add_run_command(commands, add_common) -> None:
     run = commands.add_parser(
-        "run", help="run a harness over a data set", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "run",
+        help="run a harness over a data set",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run a harness over a data set with one batched engine call per stage; write one JSON record "
-                    "per example and print the accuracy.")
+        "per example and print the accuracy.",
+    )
     run.add_argument("harness", metavar="HARNESS", help="the .harness file")
-    run.add_argument("--data", required=True, metavar="PATH",
-                     help="JSONL, JSON, CSV or Parquet file, or a Hugging Face dataset saved to disk")
-    run.add_argument("--model", metavar="NAME_OR_DIR",
-                     help="model directory or hub id (default: the embedded SmolLM2-135M-Instruct)")
+    run.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help="JSONL, JSON, CSV or Parquet file, or a Hugging Face dataset saved to disk",
+    )
+    run.add_argument(
+        "--model", metavar="NAME_OR_DIR", help="model directory or hub id (default: the embedded SmolLM2-135M-Instruct)"
+    )
     run.add_argument("--engine", choices=("vllm", "transformers"), help="default: vllm if installed, else transformers")
-    run.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
-                     help="engine argument (repeatable; values read as JSON): dtype, max_model_len, "
-                          "gpu_memory_utilization, tensor_parallel_size, batch_size, ...")
+    run.add_argument(
+        "--engine-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="engine argument (repeatable; values read as JSON): dtype, max_model_len, "
+        "gpu_memory_utilization, tensor_parallel_size, batch_size, ...",
+    )
     run.add_argument("--engine-config", metavar="FILE", help="engine arguments from a TOML or JSON file")
     run.add_argument("--out", metavar="PATH", help="output JSONL (default: runs/<harness>-<data>.jsonl)")
     run.add_argument("--limit", type=int, metavar="N", help="use only the first N rows")
     run.add_argument("--resume", action="store_true", help="continue a killed run: keep its records, run the rest")
     run.add_argument("--overwrite", action="store_true", help="replace an existing output file")
-    run.add_argument("--map", dest="columns", action="append", default=[], metavar="INPUT=COLUMN",
-                     help="feed a harness input from a differently named column (repeatable)")
-    run.add_argument("--bank", dest="banks", action="append", default=[], metavar="NAME=PATH",
-                     help="fill memory bank NAME from a data file (repeatable)")
-    run.add_argument("--student-only", action="store_true",
-                     help="run the student view alone (the model without its harness)")
-    run.add_argument("--n", dest="samples", type=int, default=1, metavar="K",
-                     help="independent runs per example; reports pass@K and mean accuracy (default 1)")
+    run.add_argument(
+        "--map",
+        dest="columns",
+        action="append",
+        default=[],
+        metavar="INPUT=COLUMN",
+        help="feed a harness input from a differently named column (repeatable)",
+    )
+    run.add_argument(
+        "--bank",
+        dest="banks",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="fill memory bank NAME from a data file (repeatable)",
+    )
+    run.add_argument(
+        "--student-only", action="store_true", help="run the student view alone (the model without its harness)"
+    )
+    run.add_argument(
+        "--n",
+        dest="samples",
+        type=int,
+        default=1,
+        metavar="K",
+        help="independent runs per example; reports pass@K and mean accuracy (default 1)",
+    )
     run.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    run.add_argument("--chunk-size", type=int, default=256, metavar="N",
-                     help="examples per batched pass and per write (default 256)")
-    run.add_argument("--max-tokens", dest="default_max_tokens", type=int, default=1024, metavar="N",
-                     help="max_tokens of stages that do not set it (default 1024)")
+    run.add_argument(
+        "--chunk-size", type=int, default=256, metavar="N", help="examples per batched pass and per write (default 256)"
+    )
+    run.add_argument(
+        "--max-tokens",
+        dest="default_max_tokens",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="max_tokens of stages that do not set it (default 1024)",
+    )
     run.add_argument("--format", choices=("text", "json"), default="text", help="the summary as a table or JSON")
     add_common(run)
     run.set_defaults(handler=cmd_run)
@@ -91,16 +131,32 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     out = args.out or f"runs/{Path(args.harness).stem}-{Path(args.data).stem}.jsonl"
     options = RunOptions(
-        harness=args.harness, data=args.data, out=out, model=args.model, engine=args.engine,
-        engine_options=_engine_options(args), limit=args.limit, resume=args.resume, overwrite=args.overwrite,
-        overrides=args.overrides, columns=_pairs(args.columns, "--map"), banks=_pairs(args.banks, "--bank"),
-        builtins=args.builtins, student_only=args.student_only, samples=args.samples, seed=args.seed,
-        chunk_size=args.chunk_size, default_max_tokens=args.default_max_tokens,
+        harness=args.harness,
+        data=args.data,
+        out=out,
+        model=args.model,
+        engine=args.engine,
+        engine_options=_engine_options(args),
+        limit=args.limit,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        overrides=args.overrides,
+        columns=_pairs(args.columns, "--map"),
+        banks=_pairs(args.banks, "--bank"),
+        builtins=args.builtins,
+        student_only=args.student_only,
+        samples=args.samples,
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+        default_max_tokens=args.default_max_tokens,
     )
     try:
         with _Progress(enabled=args.format == "text") as progress:
-            summary = run(options, lambda: create_engine(options.engine, options.model, **options.engine_options),
-                          progress=progress.update)
+            summary = run(
+                options,
+                lambda: create_engine(options.engine, options.model, **options.engine_options),
+                progress=progress.update,
+            )
     except CompileError as error:
         print(render_all(error.diagnostics, error.sources), file=sys.stderr)
         return 1
@@ -125,8 +181,14 @@ class _Progress:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), transient=True)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                transient=True,
+            )
             self.bar.start()
             self.task = self.bar.add_task("examples", total=None, rate="")
         return self
@@ -160,9 +222,17 @@ def _print_summary(summary, out: str) -> None:
     table = Table("stage", "calls", "skipped", "prompt tokens", "generated tokens", "engine s (this run)")
     for name, stats in summary.stages.items():
         seconds = summary.engine_seconds.get(name)
-        table.add_row(name, str(stats.calls), str(stats.skipped), f"{stats.prompt_tokens:,}",
-                      f"{stats.generated_tokens:,}", f"{seconds:.1f}" if seconds is not None else "-")
+        table.add_row(
+            name,
+            str(stats.calls),
+            str(stats.skipped),
+            f"{stats.prompt_tokens:,}",
+            f"{stats.generated_tokens:,}",
+            f"{seconds:.1f}" if seconds is not None else "-",
+        )
     console.print(table)
     if summary.failures:
-        console.print("failures: " + ", ".join(f"{reason} {count}" for reason, count in sorted(summary.failures.items())))
+        console.print(
+            "failures: " + ", ".join(f"{reason} {count}" for reason, count in sorted(summary.failures.items()))
+        )
     console.print(f"{summary.seconds:.1f} s, {summary.generated_tokens_this_run:,} tokens generated in this run")

@@ -97,9 +97,7 @@ def load_rows(
     source = Path(path)
     # islice stops reading at the limit, so a broken line after it does not fail the run.
     records = islice(_read_records(source), limit)
-    return [
-        Row(index, _map_columns(values, columns or {}, source, index)) for index, values in enumerate(records)
-    ]
+    return [Row(index, _map_columns(values, columns or {}, source, index)) for index, values in enumerate(records)]
 
 
 def _read_records(path: Path) -> Iterator[dict[str, Any]]:
@@ -165,9 +163,7 @@ def _read_csv(path: Path) -> Iterator[dict[str, Any]]:
             raise DataError(path, None, None, f"the header names column(s) {duplicates} more than once")
         for index, cells in enumerate(reader):
             if len(cells) > len(header):
-                raise DataError(
-                    path, index, None, f"has {len(cells)} cells but the header names {len(header)}"
-                )
+                raise DataError(path, index, None, f"has {len(cells)} cells but the header names {len(header)}")
             # A short row lacks its last fields: they are missing, not empty text (zip stops early).
             yield dict(zip(header, cells, strict=False))
 
@@ -176,9 +172,7 @@ def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
     try:
         import pyarrow.parquet as parquet
     except ImportError:
-        raise DataError(
-            path, None, None, "reading .parquet files needs pyarrow: pip install pyarrow"
-        ) from None
+        raise DataError(path, None, None, "reading .parquet files needs pyarrow: pip install pyarrow") from None
     for batch in parquet.ParquetFile(path).iter_batches():
         yield from batch.to_pylist()
 
@@ -186,9 +180,7 @@ def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
 def _read_hf_dataset(path: Path) -> Iterator[dict[str, Any]]:
     """A dataset written by `datasets.Dataset.save_to_disk`; a DatasetDict must hold exactly one split."""
     if not any((path / marker).exists() for marker in _HF_MARKERS):
-        raise DataError(
-            path, None, None, "is a directory but not a Hugging Face dataset saved with save_to_disk"
-        )
+        raise DataError(path, None, None, "is a directory but not a Hugging Face dataset saved with save_to_disk")
     try:
         from datasets import DatasetDict, load_from_disk
     except ImportError:
@@ -210,9 +202,7 @@ def _read_hf_dataset(path: Path) -> Iterator[dict[str, Any]]:
         yield dict(item)
 
 
-def _map_columns(
-    values: dict[str, Any], columns: Mapping[str, str], path: Path, index: int
-) -> dict[str, Any]:
+def _map_columns(values: dict[str, Any], columns: Mapping[str, str], path: Path, index: int) -> dict[str, Any]:
     if not columns:
         return values
     mapped = dict(values)
@@ -297,10 +287,7 @@ class _Coercion:
 
     def record(self, value: Any, typ: Record, field: str) -> dict[str, Any]:
         value = self.decode_json(value, dict, typ, field)
-        return {
-            name: self.convert(value.get(name, MISSING), ftype, f"{field}.{name}")
-            for name, ftype in typ.fields
-        }
+        return {name: self.convert(value.get(name, MISSING), ftype, f"{field}.{name}") for name, ftype in typ.fields}
 
     def decode_json(self, value: Any, kind: type, typ: Type, field: str) -> Any:
         """Accept the value itself or, for text (a CSV cell), the JSON it encodes."""
@@ -308,9 +295,7 @@ class _Coercion:
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
-                raise self.fail(
-                    field, f"must be {typ}, got text that is not JSON: {_preview(value)}"
-                ) from None
+                raise self.fail(field, f"must be {typ}, got text that is not JSON: {_preview(value)}") from None
         if kind is list and isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, kind):

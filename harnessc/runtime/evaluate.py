@@ -51,8 +51,12 @@ def to_text(value: Any) -> str:
 
 
 _COMPARE = {
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
 }
 
 
@@ -76,8 +80,9 @@ class Evaluator:
 
     # ---- templates -----------------------------------------------------------------------------------------
 
-    def _render_parts(self, parts: tuple[ir.Part, ...], values: Mapping[str, Any], local: dict[str, Any],
-                      out: list[str]) -> None:
+    def _render_parts(
+        self, parts: tuple[ir.Part, ...], values: Mapping[str, Any], local: dict[str, Any], out: list[str]
+    ) -> None:
         for part in parts:
             if isinstance(part, ir.TextPart):
                 out.append(part.value)

@@ -71,7 +71,9 @@ class StageSynchronousExecutor:
         self.observer = observer
         self.waves = plan_waves(program)
 
-    def run(self, examples: Iterable[tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], int]]) -> list[ExampleRecord]:
+    def run(
+        self, examples: Iterable[tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], int]]
+    ) -> list[ExampleRecord]:
         """Run the program on `(row index, inputs[, replica])` examples; one record each, in order."""
         states = [self.program.new_example(*example) for example in examples]
         for wave in self.waves:
@@ -104,8 +106,9 @@ class StageSynchronousExecutor:
             live = [state for state in live if loop.name not in state.loops_done]
             iteration += 1
 
-    def run_loop_step(self, loop: ir.LoopStage, step: str | ir.Until, live: list[ExampleState],
-                      iteration: int) -> list[ExampleState]:
+    def run_loop_step(
+        self, loop: ir.LoopStage, step: str | ir.Until, live: list[ExampleState], iteration: int
+    ) -> list[ExampleState]:
         if isinstance(step, ir.Until):
             return [state for state in live if not self.program.until_holds(step, loop, state)]
         stage = self.program.harness.stage(step)

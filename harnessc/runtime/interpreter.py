@@ -22,7 +22,9 @@ class PerExampleInterpreter:
         self.program = program
         self.engine = engine
 
-    def run(self, examples: Iterable[tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], int]]) -> list[ExampleRecord]:
+    def run(
+        self, examples: Iterable[tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], int]]
+    ) -> list[ExampleRecord]:
         return [self.run_example(self.program.new_example(*example)) for example in examples]
 
     def run_example(self, state: ExampleState) -> ExampleRecord:

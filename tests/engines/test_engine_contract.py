@@ -77,7 +77,8 @@ def vllm_engine(tiny_model_dir: Path) -> Any:
     return VllmEngine(tiny_model_dir, dtype="float32")
 
 
-@pytest.fixture(scope="module", params=["transformers", "vllm"])
+# Starting vLLM takes a while, so its half of the contract is `slow` (deselect with -m "not slow").
+@pytest.fixture(scope="module", params=["transformers", pytest.param("vllm", marks=pytest.mark.slow)])
 def engine(request: pytest.FixtureRequest) -> Engine:
     return request.getfixturevalue(f"{request.param}_engine")
 
@@ -233,8 +234,7 @@ def test_load_weights_changes_outputs_and_restores(engine: Engine, original_weig
     before = only(engine, ask(max_tokens=10))
     generator = torch.Generator().manual_seed(0)
     perturbed = {
-        name: tensor + 0.5 * torch.randn(tensor.shape, generator=generator)
-        for name, tensor in original_weights.items()
+        name: tensor + 0.5 * torch.randn(tensor.shape, generator=generator) for name, tensor in original_weights.items()
     }
     try:
         engine.load_weights(perturbed)
@@ -251,6 +251,7 @@ def test_load_weights_changes_outputs_and_restores(engine: Engine, original_weig
 AGREEMENT_REQUESTS = [ask(messages, max_tokens=24, logprobs=True) for messages in (QUESTION, PLAN, VERDICT)]
 
 
+@pytest.mark.slow
 def test_greedy_tokens_agree_between_engines_in_float32(
     transformers_engine: TransformersEngine, vllm_engine: Any
 ) -> None:
@@ -264,6 +265,7 @@ def test_greedy_tokens_agree_between_engines_in_float32(
         assert max(abs(a - b) for a, b in zip(ours.logprobs, theirs.logprobs, strict=True)) < 1e-3
 
 
+@pytest.mark.slow
 def test_stop_and_grammar_semantics_agree_between_engines(
     transformers_engine: TransformersEngine, vllm_engine: Any
 ) -> None:

@@ -43,9 +43,7 @@ def test_missing_engine_says_what_to_install(monkeypatch: pytest.MonkeyPatch) ->
         create_engine(None, "some/model")
 
 
-def test_no_name_without_vllm_means_transformers(
-    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_no_name_without_vllm_means_transformers(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(engines, "_installed", lambda name: name == "transformers")
     engine = create_engine(None, str(tiny_model_dir), batch_size=2)
     assert engine.name == "transformers" and engine.batch_size == 2

@@ -1,0 +1,16 @@
+"""The code stays lint-clean and formatted (ruff, configured in pyproject.toml)."""
+
+import shutil
+import subprocess
+
+import pytest
+from conftest import REPO
+
+PATHS = ["harnessc", "ophsd", "tests", "benchmarks", "examples"]
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is in the dev extra")
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["check", "format"])
+def test_ruff(command: list[str]) -> None:
+    result = subprocess.run(["ruff", *command, *PATHS], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
