@@ -45,26 +45,15 @@ def split_data() -> tuple[Path, Path]:
 def evaluate(
     name: str, harness: str, test: Path, train: Path, engine: str, model: str | None, student_only: bool
 ) -> float:
+    """Accuracy of one model and view on the held-out tickets (records in runs/experiment/eval-NAME.jsonl)."""
     out = OUT / f"eval-{name}.jsonl"
-    command = [
-        "harnessc",
-        "run",
-        harness,
-        "--data",
-        str(test),
-        "--out",
-        str(out),
-        "--engine",
-        engine,
-        "--format",
-        "json",
-        "--resume",
-    ]
-    command += ["--student-only"] if student_only else ["--bank", f"cases={train}"]
+    command = ["harnessc", "run", harness, "--data", str(test), "--out", str(out), "--engine", engine, "--resume"]
+    # The student views sample at temperature 1.0 (training rollouts); evaluate them greedily.
+    command += ["--student-only", "--set", "student_temperature=0"] if student_only else ["--bank", f"cases={train}"]
     command += ["--model", model] if model else []
-    print("+", " ".join(command), flush=True)
-    result = subprocess.run(command, check=True, cwd=REPO, capture_output=True, text=True)
-    return json.loads(result.stdout)["accuracy"]
+    sh(*command)
+    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    return sum(record["grade"] is True for record in records) / len(records)
 
 
 def train_run(name: str, harness: str, train: Path, args: argparse.Namespace) -> str:
