@@ -142,6 +142,9 @@ def _cpu_only() -> bool:
 
 def _configure_environment(on_cpu: bool, tensor_parallel_size: int) -> None:
     """vLLM settings that must be in the environment before it is imported; the caller's values win."""
+    # vLLM logs to standard output by default, which would mix its lines into `--format json` output.
+    os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     if tensor_parallel_size == 1:
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     if on_cpu:
