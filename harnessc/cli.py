@@ -22,14 +22,15 @@ def _use_color(stream) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
 
 
-def _parse_overrides(values: Sequence[str], parser: argparse.ArgumentParser) -> dict[str, str]:
-    overrides: dict[str, str] = {}
+def parse_pairs(values: Sequence[str], flag: str) -> dict[str, str]:
+    """`NAME=VALUE` command-line items (`--set`, `--map`, `--bank`, ...) as a dict; ValueError names the bad one."""
+    pairs: dict[str, str] = {}
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            parser.error(f"--set expects NAME=VALUE, got {item!r}")
-        overrides[name.strip()] = value
-    return overrides
+            raise ValueError(f"{flag} expects NAME=VALUE, got {item!r}")
+        pairs[name.strip()] = value
+    return pairs
 
 
 def _compile(args: argparse.Namespace, path: str, purpose: str = "any"):
@@ -237,7 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if hasattr(args, "overrides"):
-        args.overrides = _parse_overrides(args.overrides, parser)
+        try:
+            args.overrides = parse_pairs(args.overrides, "--set")
+        except ValueError as error:
+            parser.error(str(error))
     from harnessc.builtins.registry import BuiltinsImportError
 
     try:

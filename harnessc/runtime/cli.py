@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from harnessc.cli import parse_pairs
+
 EPILOG = """examples:
   harnessc run harnesses/plan_solve.harness --data examples/data/math.jsonl
   harnessc run harnesses/plan_solve.harness --data examples/data/math.jsonl --student-only --n 4
@@ -92,16 +94,6 @@ def add_run_command(commands, add_common) -> None:
     run.set_defaults(handler=cmd_run)
 
 
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    pairs = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"harnessc run: {flag} expects KEY=VALUE, got {item!r}")
-        pairs[key.strip()] = value
-    return pairs
-
-
 def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if args.engine_config:
@@ -112,7 +104,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
             options.update(tomllib.loads(text))
         else:
             options.update(json.loads(text))
-    for key, raw in _pairs(args.engine_option, "--engine-option").items():
+    for key, raw in parse_pairs(args.engine_option, "--engine-option").items():
         try:
             options[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -130,19 +122,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("harnessc run: --n and --chunk-size must be >= 1 and --limit >= 0", file=sys.stderr)
         return 2
     out = args.out or f"runs/{Path(args.harness).stem}-{Path(args.data).stem}.jsonl"
+    try:
+        columns, banks = parse_pairs(args.columns, "--map"), parse_pairs(args.banks, "--bank")
+        engine_options = _engine_options(args)
+    except (ValueError, OSError) as error:  # a malformed flag or engine config file is a usage error
+        print(f"harnessc run: {error}", file=sys.stderr)
+        return 2
     options = RunOptions(
         harness=args.harness,
         data=args.data,
         out=out,
         model=args.model,
         engine=args.engine,
-        engine_options=_engine_options(args),
+        engine_options=engine_options,
         limit=args.limit,
         resume=args.resume,
         overwrite=args.overwrite,
         overrides=args.overrides,
-        columns=_pairs(args.columns, "--map"),
-        banks=_pairs(args.banks, "--bank"),
+        columns=columns,
+        banks=banks,
         builtins=args.builtins,
         student_only=args.student_only,
         samples=args.samples,
