@@ -156,7 +156,7 @@ class TrainConfig(BaseModel):
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than max_steps ({self.max_steps})")
         if self.limit is not None and self.probe_size > self.limit:
             raise ValueError(f"probe_size ({self.probe_size}) is larger than the data (limit {self.limit})")
-        if self.loss != "jsd" and "jsd_beta" in self.model_fields_set:
+        if self.loss != "jsd" and self.jsd_beta != TrainConfig.model_fields["jsd_beta"].default:
             raise ValueError(f"jsd_beta ({self.jsd_beta}) only applies to loss = 'jsd', not loss = '{self.loss}'")
         return self
 

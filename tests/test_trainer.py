@@ -189,3 +189,9 @@ def test_cli_train_then_report(tmp_path, tiny_model_dir, capsys) -> None:
         "accuracy.png",
         "phases.png",
     }
+
+
+def test_the_written_config_reads_back(tmp_path) -> None:
+    """config.json (every field, defaults included) is what --resume, eval and report read back."""
+    config = load_config(None, {"harness": "h", "data": "d", "output": "o"}, ["loss=forward_kl", "lora=true"])
+    assert TrainConfig(**json.loads(config.model_dump_json())) == config
