@@ -246,9 +246,10 @@ class Program:
         else:
             state.values[loop.name] = value
 
-    def _safe_evaluate(self, expr: ir.Expr, state: ExampleState, stage: str) -> Any:
+    def _safe_evaluate(self, expr: ir.Expr, state: ExampleState, stage: str, values: dict | None = None) -> Any:
+        """Evaluate against the example's values (or `values`); a failure is recorded on the example."""
         try:
-            return self.evaluator.evaluate(expr, state.values)
+            return self.evaluator.evaluate(expr, state.values if values is None else values)
         except EvaluationError as error:
             state.fail(stage, error.reason, str(error))
             return None
@@ -271,7 +272,8 @@ class Program:
                 state.fail("output", "no-output", "the output is absent (a stage it needs did not run)")
         if self.harness.grade is not None and self.output_expr is not None:
             grading = {**state.values, **state.oracles, "output": output}
-            grade = self._safe_evaluate(self.harness.grade, _Scratch(state, grading), "grade")
+            # A private copy: the grade sees oracle inputs, which must not leak into the example's values.
+            grade = self._safe_evaluate(self.harness.grade, state, "grade", grading)
         order = {stage.name: position for position, stage in enumerate(self.stages)}
         calls = sorted(state.calls, key=lambda call: (call.iteration, order.get(call.stage, -1)))
         return ExampleRecord(
@@ -304,14 +306,6 @@ class Program:
                 if name in state.prompts and state.values.get(name) is not None:
                     return TeacherContext.from_request(name, state.prompts[name][0])
         return None
-
-
-class _Scratch:
-    """A state look-alike whose values are a private copy (grading must not leak oracles into the trace)."""
-
-    def __init__(self, state: ExampleState, values: dict[str, Any]) -> None:
-        self.values = values
-        self.fail = state.fail
 
 
 def _constraint(options: Mapping[str, Any]) -> OutputConstraint | None:
