@@ -17,6 +17,7 @@ from harnessc.dependencies import (
     direct_reads,
     own_nodes,
     referenced_names,
+    required_stages,
     strongly_connected,
     top_level_graph,
 )
@@ -166,17 +167,7 @@ def _used_stage_names(harness: ir.Harness) -> set[str]:
     if isinstance(harness.teacher, ir.TeacherChain):
         pending += list(harness.teacher.stages)
     pending += _meant_stages(harness)
-    used: set[str] = set()
-    while pending:
-        name = pending.pop()
-        stage = harness.stage(name)
-        if name in used or stage is None:
-            continue
-        used.add(name)
-        pending += direct_reads(stage)
-        if not isinstance(stage, ir.LoopStage) and stage.loop is not None:
-            pending.append(stage.loop)  # reading a loop's stage runs the loop
-    return used
+    return required_stages(harness, pending, loop_bodies=False)
 
 
 def _meant_stages(harness: ir.Harness) -> list[str]:

@@ -43,6 +43,26 @@ def direct_reads(stage: ir.Stage) -> list[str]:
     return [name for name in referenced_names(own_nodes(stage)) if name != stage.loop]
 
 
+def required_stages(harness: ir.Harness, names: Iterable[str], *, loop_bodies: bool) -> set[str]:
+    """`names` and every stage they need, transitively: what each stage reads, and the loop of a stage
+    inside a loop (reading it runs the loop); with `loop_bodies`, also every step of a needed loop."""
+    pending, needed = list(names), set()
+    while pending:
+        name = pending.pop()
+        if name in needed:
+            continue
+        needed.add(name)
+        stage = harness.stage(name)
+        if stage is None:
+            continue
+        pending += direct_reads(stage)
+        if isinstance(stage, ir.LoopStage):
+            pending += [step for step in stage.steps if isinstance(step, str)] if loop_bodies else []
+        elif stage.loop is not None:
+            pending.append(stage.loop)
+    return needed
+
+
 def top_level_graph(stages: Mapping[str, ir.Stage]) -> dict[str, list[str]]:
     """Top-level stage → the top-level stages it depends on (inner stages folded into their loop)."""
 

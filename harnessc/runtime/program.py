@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from harnessc import ir
 from harnessc.builtins.registry import Registry, default_registry
-from harnessc.dependencies import direct_reads, referenced_names
+from harnessc.dependencies import referenced_names, required_stages
 from harnessc.engines.base import ChatMessage, ChatRequest, Completion, OutputConstraint, SamplingOptions
 from harnessc.runtime.evaluate import EvaluationError, Evaluator
 from harnessc.runtime.trace import ExampleRecord, Failure, StageCall, TeacherContext
@@ -105,29 +105,12 @@ class Program:
         needed = set(referenced_names(roots, ("stage", "loop", "student")))
         if self.mode == "train" and isinstance(teacher, ir.TeacherChain) and not self.student_only:
             needed |= {name for name in teacher.stages if name != STUDENT}
-        needed = self._closure(needed)
+        needed = required_stages(harness, needed, loop_bodies=True)
         ordered: list[ir.Stage] = []
         if STUDENT in needed and self.student_stage is not None:
             ordered.append(self.student_stage)
         ordered += [stage for stage in harness.stages if stage.name in needed]
         return tuple(ordered)
-
-    def _closure(self, names: set[str]) -> set[str]:
-        pending, done = list(names), set()
-        while pending:
-            name = pending.pop()
-            stage = self.harness.stage(name)
-            if name in done:
-                continue
-            done.add(name)
-            if stage is None:
-                continue
-            pending += direct_reads(stage)
-            if isinstance(stage, ir.LoopStage):
-                pending += [step for step in stage.steps if isinstance(step, str)]
-            elif stage.loop is not None:
-                pending.append(stage.loop)
-        return done
 
     # ---- examples -----------------------------------------------------------------------------------------------
 
