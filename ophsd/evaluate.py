@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harnessc.runtime.runner import RunOptions, run
+from harnessc.runtime.runner import RunOptions, create_run_engine, run
 from ophsd.checkpoint import list_checkpoints
 from ophsd.config import TrainConfig, param_overrides
 
@@ -49,7 +49,7 @@ def evaluate_run(
                 seed=config.seed,
                 default_max_tokens=config.harness_max_tokens,
             )
-            summary = run(options, lambda options=options: _engine(options))
+            summary = run(options, lambda options=options: create_run_engine(options))
             rows.append(
                 {
                     "model": name,
@@ -62,12 +62,6 @@ def evaluate_run(
             )
     (root / "eval" / "summary.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return rows
-
-
-def _engine(options: RunOptions):
-    from harnessc.engines import create_engine
-
-    return create_engine(options.engine, options.model, **options.engine_options)
 
 
 def _models(root: Path, config: TrainConfig, names: list[str] | None) -> list[tuple[str, str | None]]:

@@ -364,10 +364,9 @@ def _default_model() -> str:
 
 
 def _create_engine(trainer: Trainer, config: TrainConfig, model_path: str) -> Engine:
+    """vLLM loads the model directory itself; the transformers engine shares the trained module."""
+    from harnessc.engines import create_engine
+
     if config.engine == "vllm":
-        from harnessc.engines.vllm_engine import VllmEngine
-
-        return VllmEngine(model_path, seed=config.seed, **config.engine_options)
-    from harnessc.engines.transformers_engine import TransformersEngine
-
-    return TransformersEngine(trainer.policy, trainer.tokenizer, **config.engine_options)
+        return create_engine("vllm", model_path, seed=config.seed, **config.engine_options)
+    return create_engine("transformers", trainer.policy, tokenizer=trainer.tokenizer, **config.engine_options)

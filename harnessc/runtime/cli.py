@@ -114,9 +114,9 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harnessc.diagnostics import CompileError, render_all
-    from harnessc.engines import EngineUnavailableError, create_engine
+    from harnessc.engines import EngineUnavailableError
     from harnessc.runtime.data import DataError
-    from harnessc.runtime.runner import RunError, RunOptions, run
+    from harnessc.runtime.runner import RunError, RunOptions, create_run_engine, run
 
     if args.samples < 1 or (args.limit is not None and args.limit < 0) or args.chunk_size < 1:
         print("harnessc run: --n and --chunk-size must be >= 1 and --limit >= 0", file=sys.stderr)
@@ -152,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         with _Progress(enabled=args.format == "text") as progress:
             summary = run(
                 options,
-                lambda: create_engine(options.engine, options.model, **options.engine_options),
+                lambda: create_run_engine(options),
                 progress=progress.update,
             )
     except CompileError as error:

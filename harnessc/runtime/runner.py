@@ -166,6 +166,13 @@ def read_records(path: Path) -> Iterator[ExampleRecord]:
                 yield ExampleRecord.model_validate_json(line)
 
 
+def create_run_engine(options: RunOptions) -> Engine:
+    """The engine a run asks for (`--engine`, `--model`, engine options)."""
+    from harnessc.engines import create_engine
+
+    return create_engine(options.engine, options.model, **options.engine_options)
+
+
 # ---- the run ------------------------------------------------------------------------------------------------------
 
 
