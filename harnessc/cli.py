@@ -41,31 +41,26 @@ def _compile(args: argparse.Namespace, path: str, purpose: str = "any"):
     return compile_file(path, registry=registry, purpose=purpose, overrides=args.overrides)
 
 
-def _print_diagnostics(compilation, fmt: str) -> None:
+def _print_diagnostics(diagnostics, sources, fmt: str) -> None:
     from harnessc.diagnostics import render_all, render_json
 
     if fmt == "json":
-        print(render_json(compilation.diagnostics, compilation.sources))
-    elif compilation.diagnostics:
-        print(render_all(compilation.diagnostics, compilation.sources, color=_use_color(sys.stdout)))
+        print(render_json(diagnostics, sources))
+    elif diagnostics:
+        print(render_all(diagnostics, sources, color=_use_color(sys.stdout)))
 
 
 # ---- commands ------------------------------------------------------------------------------------------
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from harnessc.diagnostics import render_all, render_json
-
     diagnostics, sources = [], {}
     for path in args.files:
         compilation = _compile(args, path, args.purpose)
         diagnostics += compilation.diagnostics
         sources.update(compilation.sources)
-    if args.format == "json":
-        print(render_json(diagnostics, sources))
-    elif diagnostics:
-        print(render_all(diagnostics, sources, color=_use_color(sys.stdout)))
-    else:
+    _print_diagnostics(diagnostics, sources, args.format)
+    if not diagnostics and args.format == "text":
         print(f"{len(args.files)} file{'s' if len(args.files) != 1 else ''} checked: no problems")
     return EXIT_ERRORS if any(item.is_error for item in diagnostics) else EXIT_OK
 
@@ -75,7 +70,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     compilation = _compile(args, args.file)
     if not compilation.ok:
-        _print_diagnostics(compilation, "text")
+        _print_diagnostics(compilation.diagnostics, compilation.sources, "text")
         return EXIT_ERRORS
     harness = compilation.require()
     if args.format == "tree" and _use_color(sys.stdout):
@@ -92,7 +87,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     compilation = _compile(args, args.file, args.purpose)
     if not compilation.ok:
-        _print_diagnostics(compilation, "text")
+        _print_diagnostics(compilation.diagnostics, compilation.sources, "text")
         return EXIT_ERRORS
     text = ir.dumps(compilation.require())
     if args.output:
