@@ -86,6 +86,7 @@ _ALL = [
         Level.WARNING,
         ("unused-stage", "a stage that nothing reads"),
         ("teacher-equals-student", "a teacher view identical to the student view (zero loss)"),
+        ("thinking-mismatch", "the student and teacher prompts use different thinking switches"),
     ),
 ]
 

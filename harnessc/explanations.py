@@ -940,6 +940,39 @@ EXPLANATIONS: dict[str, Explanation] = {
         fix="Give the teacher more than the student sees (the reference answer inside `{if answer}...{end}`, "
         "a plan, retrieved cases), or name a harness stage: `teacher = solve else student`.",
     ),
+    "thinking-mismatch": Explanation(
+        example=_harness(
+            """
+            input question: text
+            input answer: text oracle
+
+            llm plan {
+              user "Plan how to solve: {question}"
+              max_tokens 512
+            }
+
+            student {
+              user "{question}"
+              thinking off
+              max_tokens 1024
+            }
+
+            llm solve {
+              user "{question}\\nPlan: {plan}"
+              max_tokens 1024
+            }
+            teacher = solve else student
+
+            output = extract_boxed(student)
+            grade = math_equal(output, answer)
+        """,
+            "plan_solve",
+        ),
+        purpose="train",
+        fix="Give the teacher's stages the student's setting (`thinking off` in `solve` too), so that the "
+        "teacher context is written in the mode the student is trained in. The trainer makes the teacher "
+        "continue from the student's assistant-turn opening either way.",
+    ),
 }
 
 

@@ -67,6 +67,7 @@ LOCATIONS = {
     "invalid-override": (1, 1),  # `sample=4` on the command line
     "unused-stage": (5, 5),  # `plan`
     "teacher-equals-student": (11, 1),  # `teacher {`
+    "thinking-mismatch": (17, 5),  # `solve` in `llm solve {`, the stage without the switch
 }
 
 
