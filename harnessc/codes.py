@@ -40,6 +40,10 @@ _ALL = [
         ("missing-header", "a harness file must start with `harness NAME`"),
         ("import-not-found", "an imported file does not exist"),
         ("import-content", "an imported file may only declare snippets"),
+        ("import-outside-root", "an import that leaves the harness's folder tree and the allowed roots"),
+        ("not-a-regular-file", "a device, named pipe or other special file named as a harness source"),
+        ("file-too-large", "a harness source larger than the limit (2 MiB)"),
+        ("not-harness-source", "an imported file that is not harness text (binary, not UTF-8, not `*.harness`)"),
         # names and types
         ("duplicate-definition", "a name, view or option is defined twice"),
         ("unknown-name", "a name that is not declared"),

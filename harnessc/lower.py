@@ -57,6 +57,7 @@ class Lowerer(ExpressionLowering):
         snippets: Mapping[str, ast.SnippetDecl],
         sources: Mapping[str, SourceFile],
         registry: Registry,
+        missing_imports: bool = False,
     ) -> None:
         self.module = module
         self.sources = sources
@@ -70,10 +71,11 @@ class Lowerer(ExpressionLowering):
         self.imported_snippets = snippets
         self.rejected: set[str] = set()  # names refused (reserved): their uses are not reported again
         self.expanding: list[str] = []  # the snippets being filled in, outermost first
-        # An import that could not be read (reported as import-not-found) may declare any snippet: names
-        # that are unknown here are then most likely its snippets, and are not reported a second time.
+        # An import that could not be read (reported as import-not-found, or refused), here or in an imported
+        # file, may declare any snippet: names that are unknown here are then most likely its snippets, and
+        # are not reported a second time.
         directory = PurePath(module.path).parent
-        self.missing_imports = any(
+        self.missing_imports = missing_imports or any(
             str(directory / item.path.value) not in sources for item in module.items if isinstance(item, ast.Import)
         )
 
@@ -673,8 +675,14 @@ _TYPE_SYNONYMS = {
 
 
 def lower_module(
-    module: ast.Module, snippets: Mapping[str, ast.SnippetDecl], sources: Mapping[str, SourceFile], registry: Registry
+    module: ast.Module,
+    snippets: Mapping[str, ast.SnippetDecl],
+    sources: Mapping[str, SourceFile],
+    registry: Registry,
+    *,
+    missing_imports: bool = False,
 ) -> tuple[ir.Harness, list[Diagnostic]]:
-    lowerer = Lowerer(module, snippets, sources, registry)
+    """`missing_imports`: some import (perhaps a nested one) could not be read."""
+    lowerer = Lowerer(module, snippets, sources, registry, missing_imports)
     harness = lowerer.lower()
     return harness, lowerer.diagnostics

@@ -28,6 +28,10 @@ LOCATIONS = {
     "missing-header": (1, 1),
     "import-not-found": (3, 8),  # the path string
     "import-content": (2, 1),  # `input` in the imported file
+    "import-outside-root": (3, 8),  # the path string
+    "not-a-regular-file": (3, 8),
+    "file-too-large": (3, 8),
+    "not-harness-source": (3, 8),
     "duplicate-definition": (10, 5),  # the second `solve`
     "unknown-name": (6, 19),  # `questoin`
     "unknown-field": (14, 48),  # `txt`
