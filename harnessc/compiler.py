@@ -22,8 +22,9 @@ from harnessc import ast, ir
 from harnessc.builtins.registry import Registry, default_registry
 from harnessc.checker import CheckContext, run_checks
 from harnessc.diagnostics import CompileError, Diagnostic, sorted_unique
+from harnessc.limits import float_in_range, int_in_range
 from harnessc.lower import lower_module
-from harnessc.parser import parse_module
+from harnessc.parser import number_out_of_range, parse_module
 from harnessc.reading import Refusal, Roots, check_text_size, read_import, read_source
 from harnessc.source import SourceFile, Span
 from harnessc.types import TEXT, ListOf, Scalar, Type, strip_optional
@@ -253,12 +254,17 @@ def apply_overrides(harness: ir.Harness, overrides: Mapping[str, str]) -> tuple[
                 )
             )
             continue
-        value = _parse_override(raw, param.type)
+        try:
+            value = _parse_override(raw, param.type)
+        except _OutOfRange as error:
+            text = error.args[0]
+            problems.append(number_out_of_range(text, any(char in text for char in ".eEnN"), span))
+            continue
         if value is None:
             problems.append(
                 Diagnostic(
                     code="invalid-override",
-                    message=f"parameter `{name}` is {param.type}; cannot read {raw!r} as that",
+                    message=f"parameter `{name}` is {param.type}; cannot read {_shorten(raw)!r} as that",
                     span=span,
                     label=f"expected {param.type}",
                 )
@@ -269,13 +275,44 @@ def apply_overrides(harness: ir.Harness, overrides: Mapping[str, str]) -> tuple[
     return dataclasses.replace(harness, params=tuple(params.values())), problems
 
 
+def _shorten(raw: str) -> str:
+    """A command-line value as a message quotes it: long ones (a whole file pasted in) are cut."""
+    return raw if len(raw) <= 60 else f"{raw[:40]}...{raw[-10:]}"
+
+
+class _OutOfRange(ValueError):
+    """A number in a `--set` value beyond the ranges of harnessc.limits (args: the number as written)."""
+
+
+def _bounded_int(text: str) -> int:
+    value = int_in_range(text)
+    if value is None:
+        raise _OutOfRange(text)
+    return value
+
+
+def _bounded_float(text: str) -> float:
+    value = float_in_range(text)
+    if value is None:
+        raise _OutOfRange(text)
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise _OutOfRange(text)  # NaN, Infinity and -Infinity, which Python's json accepts
+
+
 def _parse_override(raw: str, typ: Type):
+    """The value of a `--set` string for a parameter of type `typ`, or None if it is not one; raises
+    _OutOfRange for a number beyond the language's ranges (checked before any conversion)."""
     typ = strip_optional(typ)
     if typ == TEXT:
         return raw
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
+        value = json.loads(raw, parse_int=_bounded_int, parse_float=_bounded_float, parse_constant=_no_constant)
+    except _OutOfRange:
+        raise
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
         return None
     return _to_value(value, typ)
 

@@ -105,6 +105,21 @@ EXPLANATIONS: dict[str, Explanation] = {
         fix="Write what the message expects at the caret: here the `:` between an input's name and its type "
         "(`input question: text`).",
     ),
+    "number-out-of-range": Explanation(
+        example=_harness("""
+            input question: text
+
+            llm solve {
+              user "Problem: {question}"
+              max_tokens 1024
+              seed 12345678901234567890
+            }
+
+            output = extract_boxed(solve)
+        """),
+        fix="Write a number in range: integers are 64-bit (at most 9,223,372,036,854,775,807 in size), "
+        "decimals finite.",
+    ),
     "unexpected-character": Explanation(
         example=_harness("""
             input question: text
@@ -664,6 +679,24 @@ EXPLANATIONS: dict[str, Explanation] = {
         """),
         fix="Use a value in the option's range: temperature >= 0, top_p in (0, 1], min_p in [0, 1], top_k >= "
         "0, max_tokens and n >= 1.",
+    ),
+    "limit-exceeded": Explanation(
+        example=_harness(
+            """
+            input question: text
+
+            llm sample {
+              user "Problem: {question}"
+              max_tokens 1024
+              n 100000
+            }
+
+            output = majority(sample)
+        """,
+            "self_consistency",
+        ),
+        fix="Stay within the limits listed in docs/language.md (here `n` up to 1,024): a run over them could "
+        "not finish.",
     ),
     "conflicting-constraints": Explanation(
         example=_harness(

@@ -71,6 +71,11 @@ class Lowerer(ExpressionLowering):
         self.imported_snippets = snippets
         self.rejected: set[str] = set()  # names refused (reserved): their uses are not reported again
         self.expanding: list[str] = []  # the snippets being filled in, outermost first
+        self.expanded = (0, 0)  # characters and template pieces filled in from snippets (charge_expansion)
+        self.expansion_refused = False
+        self.snippet_sizes: dict[str, tuple[int, int]] = {}
+        self.snippet_reads: dict[str, tuple[list[str], int]] = {}
+        self.templates: dict[int, tuple] = {}  # id(ast.Text) -> (the Text, its parsed parts)
         # An import that could not be read (reported as import-not-found, or refused), here or in an imported
         # file, may declare any snippet: names that are unknown here are then most likely its snippets, and
         # are not reported a second time.
