@@ -41,7 +41,7 @@ _ALL = [
         ("missing-header", "a harness file must start with `harness NAME`"),
         ("import-not-found", "an imported file does not exist"),
         ("import-content", "an imported file may only declare snippets"),
-        ("import-outside-root", "an import that leaves the harness's folder tree and the allowed roots"),
+        ("path-outside-root", "an import or bank file outside the harness's folder tree and the allowed roots"),
         ("not-a-regular-file", "a device, named pipe or other special file named as a harness source"),
         ("file-too-large", "a harness source larger than the limit (2 MiB)"),
         ("not-harness-source", "an imported file that is not harness text (binary, not UTF-8, not `*.harness`)"),

@@ -130,7 +130,7 @@ def _compile_source(
         )
     unread: list[str] = []
     snippets = _load_imports(module, Path(path).parent, roots, sources, diagnostics, unread)
-    harness, lowering = lower_module(module, snippets, sources, registry, missing_imports=bool(unread))
+    harness, lowering = lower_module(module, snippets, sources, registry, missing_imports=bool(unread), roots=roots)
     diagnostics += lowering
     if overrides:
         harness, problems = apply_overrides(harness, overrides)

@@ -225,7 +225,7 @@ EXPLANATIONS: dict[str, Explanation] = {
         files=(("common/math_prompts.harness", _MATH_EXPERT + "input question: text\n"),),
         fix="Move the declaration into the harness that imports the file; shared files hold snippets only.",
     ),
-    "import-outside-root": Explanation(
+    "path-outside-root": Explanation(
         example=_harness(_IMPORTING.format(path="../shared/math_prompts.harness")),
         fix="Keep shared files inside the harness's folder tree (e.g. in `common/`), or allow their folder "
         "with `--allow-root DIR` (`allow_roots` in a training config).",

@@ -102,6 +102,25 @@ def read_import(directory: Path, written: str, roots: Roots) -> tuple[Path | Non
     return Path(real), source, refusal
 
 
+def check_data_path(directory: Path, written: str, roots: Roots) -> tuple[str, Refusal | None]:
+    """A data file a harness names (a bank's `file`), relative to `directory`: the path to read it at, or
+    why it may not be read. It is not opened here (the run reads it); a missing file is the run's to
+    report. It must stay inside `roots` and be a regular file or a folder (a saved data set)."""
+    display = str(directory / written)
+    try:
+        real = os.path.realpath(directory / written)
+        status = os.stat(real) if roots.contain(real) else None
+    except FileNotFoundError:
+        return display, None
+    except (OSError, ValueError) as error:
+        return display, Refusal("unreadable-file", f"cannot read {display}: {_reason(error)}")
+    if status is None:
+        return display, _outside(written, display, real, roots)
+    if not (stat.S_ISREG(status.st_mode) or stat.S_ISDIR(status.st_mode)):
+        return display, _not_regular(display)
+    return display, None
+
+
 def _outside(written: str, display: str, real: str, roots: Roots) -> Refusal:
     if os.path.isabs(written):
         why = "an absolute path"
@@ -110,11 +129,11 @@ def _outside(written: str, display: str, real: str, roots: Roots) -> Refusal:
     else:
         why = "a symbolic link leads out of it"
     return Refusal(
-        "import-outside-root",
+        "path-outside-root",
         f"{display} is outside the harness's folder ({why})",
         reason=f"it is outside the harness's folder ({why})",
         hints=(
-            "imports are relative to the importing file and stay inside the harness's folder tree; "
+            "the files a harness names are relative to it and stay inside its folder tree; "
             "to share files from another folder, allow it with `--allow-root DIR`",
         ),
     )
@@ -189,7 +208,7 @@ def _not_regular(display: str) -> Refusal:
         "not-a-regular-file",
         f"{display} is not a regular file",
         reason="it is not a regular file",
-        hints=("a device or a named pipe could be read without end or block for ever; name a .harness file",),
+        hints=("a device or a named pipe could be read without end or block for ever; name a regular file",),
     )
 
 

@@ -29,7 +29,7 @@ LOCATIONS = {
     "missing-header": (1, 1),
     "import-not-found": (3, 8),  # the path string
     "import-content": (2, 1),  # `input` in the imported file
-    "import-outside-root": (3, 8),  # the path string
+    "path-outside-root": (3, 8),  # the path string
     "not-a-regular-file": (3, 8),
     "file-too-large": (3, 8),
     "not-harness-source": (3, 8),

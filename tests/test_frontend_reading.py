@@ -76,7 +76,7 @@ def test_an_import_inside_the_folder_is_read(tree: Path) -> None:
 )
 def test_paths_out_of_the_folder_are_refused_unread(tree: Path, written: str) -> None:
     codes, output = _check(tree, written.format(outside=tree.parent / "outside"))
-    assert codes == ["import-outside-root"]
+    assert codes == ["path-outside-root"]
     assert SECRET not in output and "root:" not in output
 
 
@@ -87,7 +87,7 @@ def test_symbolic_links_out_of_the_folder_are_refused(tree: Path) -> None:
     (tree / "common" / "inside_link.harness").symlink_to(tree / "common" / "ok.harness")
     for written in ("common/link.harness", "linked_folder/secret.harness"):
         codes, output = _check(tree, written)
-        assert codes == ["import-outside-root"] and SECRET not in output
+        assert codes == ["path-outside-root"] and SECRET not in output
         assert "symbolic link" in output
     assert _check(tree, "common/inside_link.harness")[0] == []  # a link that stays inside is fine
 
@@ -95,15 +95,15 @@ def test_symbolic_links_out_of_the_folder_are_refused(tree: Path) -> None:
 def test_an_allowed_root_is_readable_and_only_it(tree: Path) -> None:
     outside = str(tree.parent / "outside")
     assert _check(tree, "../outside/shared.harness", allow=(outside,))[0] == []
-    assert _check(tree, "../outside/shared.harness")[0] == ["import-outside-root"]
+    assert _check(tree, "../outside/shared.harness")[0] == ["path-outside-root"]
     codes, _ = _check(tree, "../../etc/passwd", allow=(outside,))
-    assert codes == ["import-outside-root"]
+    assert codes == ["path-outside-root"]
 
 
 def test_a_nested_import_is_confined_to_the_same_roots(tree: Path) -> None:
     (tree / "common" / "nested.harness").write_text('import "../../outside/shared.harness"\n', encoding="utf-8")
     codes, output = _check(tree, "common/nested.harness")
-    assert codes == ["import-outside-root"]
+    assert codes == ["path-outside-root"]
     assert "nested.harness:1:8" in output  # located at the import that names it, in the imported file
 
 
@@ -186,3 +186,22 @@ def test_a_syntax_error_in_an_accepted_import_is_quoted(tree: Path) -> None:
     (tree / "common" / "broken.harness").write_text('snippet A = "x\n', encoding="utf-8")
     codes, output = _check(tree, "common/broken.harness")
     assert codes == ["unterminated-string"] and 'snippet A = "x' in output
+
+
+def test_a_bank_file_is_confined_and_read_relative_to_the_harness(tree: Path) -> None:
+    (tree / "data").mkdir()
+    (tree / "data" / "cases.jsonl").write_text('{"q": "a"}\n', encoding="utf-8")
+    os.mkfifo(tree / "data" / "pipe.jsonl")
+    (tree / "data" / "link.jsonl").symlink_to(tree.parent / "outside" / "secret.harness")
+
+    def bank(file: str) -> tuple[list[str], object]:
+        text = f'harness h\ninput q: text\nbank b {{ q: text = q search q file "{file}" }}\noutput = to_text(size(b))\n'
+        compilation = compile_source(text, str(tree / "main.harness"), purpose="run")
+        return [item.code for item in compilation.diagnostics], compilation.harness
+
+    codes, harness = bank("data/cases.jsonl")
+    assert codes == [] and harness.banks[0].file == str(tree / "data" / "cases.jsonl")
+    assert bank("data/not-yet-written.jsonl")[0] == []  # the run reports a missing file
+    for outside in ("../outside/secret.harness", "/etc/passwd", "data/link.jsonl"):
+        assert bank(outside)[0] == ["path-outside-root"], outside
+    assert bank("data/pipe.jsonl")[0] == ["not-a-regular-file"]
