@@ -22,6 +22,7 @@ from harnessc.dependencies import (
     top_level_graph,
 )
 from harnessc.diagnostics import Diagnostic, Label, Severity
+from harnessc.limits import check_loop_maxima, check_option_maxima, check_repetitions
 from harnessc.options import CONSTRAINTS
 from harnessc.source import Span
 from harnessc.types import BOOL, FLOAT, INT, TEXT, AnyType, strip_optional
@@ -658,6 +659,9 @@ CHECKS = (
     check_training_views,
     check_output,
     check_bank_filters,
+    check_option_maxima,
+    check_loop_maxima,
+    check_repetitions,
 )
 
 

@@ -34,6 +34,10 @@ class TrainConfig(BaseModel):
         default_factory=dict, description="Harness `param` overrides, as `harnessc run --set`."
     )
     builtins: list[str] = Field(default_factory=list, description="Modules registering user built-ins.")
+    allow_roots: list[str] = Field(
+        default_factory=list,
+        description="Folders the harness's imports may read besides its own folder tree, as `harnessc --allow-root`.",
+    )
     banks: dict[str, str] = Field(
         default_factory=dict,
         description="Memory bank NAME -> data file to fill it with before training (it also grows online).",

@@ -98,7 +98,11 @@ class Trainer:
         self.out = Path(config.output)
         self.registry = load_user_builtins(config.builtins)
         self.harness = compile_file(
-            config.harness, registry=self.registry, purpose="train", overrides=param_overrides(config)
+            config.harness,
+            registry=self.registry,
+            purpose="train",
+            overrides=param_overrides(config),
+            allow_roots=config.allow_roots,
         ).require()
         self.rows = load_examples(
             self.harness, config.data, limit=config.limit, columns=config.columns, require_oracles=True
