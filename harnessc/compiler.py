@@ -60,6 +60,7 @@ def compile_file(
     display = str(path)
     source, refusal = read_source(path, display)
     if source is None:
+        assert refusal is not None  # read_source gives a source or the reason for none
         return Compilation(None, [_file_diagnostic(refusal, display)], {})
     return compile_source(
         source.text, display, registry=registry, purpose=purpose, overrides=overrides, allow_roots=allow_roots
@@ -173,6 +174,7 @@ def _load_imports(
             continue  # already imported (or an import cycle): each file's snippets are taken once
         target, source, refusal = read_import(directory, item.path.value, roots)
         if source is None:
+            assert refusal is not None  # read_import gives a source or the reason for none
             diagnostics.append(_import_diagnostic(item, refusal))
             unread.append(display)
             continue

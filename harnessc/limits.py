@@ -133,7 +133,8 @@ def static_length(value: ir.Expr, harness: ir.Harness) -> int | None:
         option = stage.prompt.option("n") if isinstance(stage, ir.LlmStage) else None
         samples = _constant(option.value, harness) if option is not None else None
         # An `n` out of range is reported by itself, not again as the repetitions it would cause.
-        return samples if _is_int(samples) and 1 <= samples <= MAX_SAMPLES else None
+        is_count = isinstance(samples, int) and not isinstance(samples, bool)
+        return samples if is_count and 1 <= samples <= MAX_SAMPLES else None
     return None
 
 

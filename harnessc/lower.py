@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from harnessc import ast, ir
 from harnessc.builtins.registry import Registry
@@ -358,8 +358,9 @@ class Lowerer(ExpressionLowering):
         written = self.constant_text(setting)
         if written is None or self.roots is None:
             return written
-        path, refusal = check_data_path(PurePath(self.module.path).parent, written, self.roots)
+        path, refusal = check_data_path(Path(self.module.path).parent, written, self.roots)
         if refusal is not None:
+            assert setting is not None  # a file was written, so the setting exists
             self.error(
                 refusal.code,
                 f"bank file {written!r}: {refusal.reason or refusal.message}",

@@ -9,6 +9,7 @@ free functions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from harnessc import ast, ir
 from harnessc.limits import MAX_SNIPPET_EXPANSION, MAX_SNIPPET_NODES
@@ -93,6 +94,36 @@ def presence_names(condition: ast.Expr) -> set[str]:
 
 class ExpressionLowering:
     """Templates and expressions (mixed into Lowerer, which provides declarations, errors and stages)."""
+
+    if TYPE_CHECKING:  # what the host class (harnessc.lower.Lowerer) provides, declared for the type checker
+        from harnessc.diagnostics import Diagnostic, Label
+        from harnessc.source import SourceFile
+
+        diagnostics: list[Diagnostic]
+        declarations: dict[str, Any]
+        sources: dict[str, SourceFile]
+        rejected: set[str]
+        missing_imports: bool
+        output_type: Type
+        expanding: list[str]
+        expanded: tuple[int, int]
+        expansion_refused: bool
+        snippet_sizes: dict[str, tuple[int, int]]
+        snippet_reads: dict[str, tuple[list[str], int]]
+        templates: dict[int, tuple]
+
+        def error(
+            self,
+            code: str,
+            message: str,
+            span: Span,
+            label: str = "",
+            hints: tuple[str, ...] = (),
+            labels: tuple[Label, ...] = (),
+        ) -> None: ...
+        def input_type(self, name: str) -> Type: ...
+        def lower_stage(self, name: str) -> Type: ...
+        def lower_type(self, node: ast.TypeExpr, *, allow_bank: bool, report: bool = True) -> Type: ...
 
     # ---- templates ------------------------------------------------------------------------------------------------
 

@@ -35,9 +35,7 @@ def parse_module(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic
     return _to_ast(tree, source, problems), problems
 
 
-def parse_expression(
-    text: str, offsets: tuple[int, ...], source: SourceFile
-) -> tuple[ast.Expr | None, list[Diagnostic]]:
+def parse_expression(text: str, offsets: Sequence[int], source: SourceFile) -> tuple[ast.Expr | None, list[Diagnostic]]:
     """Parse an expression found inside a template placeholder; spans map back through `offsets`."""
     shifted = _ShiftedSource(source, text, offsets)
     simple = dotted_name(text, shifted)

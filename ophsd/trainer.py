@@ -138,7 +138,7 @@ class Trainer:
             default_max_tokens=config.harness_max_tokens,
             template_kwargs=config.teacher_template_kwargs,
         )
-        rollout = {"n": 1}
+        rollout: dict[str, Any] = {"n": 1}
         if config.max_new_tokens is not None:
             rollout["max_tokens"] = config.max_new_tokens
         if config.rollout_temperature is not None:
@@ -232,8 +232,9 @@ class Trainer:
     def _rollout_temperature(self) -> float:
         """The temperature student rollouts sample at (the loss compares distributions at it)."""
         index, inputs = self.rows[0]
-        state = self.student_program.new_example(index, inputs)
-        temperature = self.student_program.request(self.harness.student, state, "student", 0).sampling.temperature
+        state, student = self.student_program.new_example(index, inputs), self.harness.student
+        assert student is not None  # compiled for training: the student view exists
+        temperature = self.student_program.request(student, state, "student", 0).sampling.temperature
         if temperature <= 0:
             raise ConfigError(
                 [
