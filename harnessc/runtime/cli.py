@@ -165,7 +165,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(summary.to_json(), indent=2))
     else:
         _print_summary(summary, out)
+    if summary.data_errors:  # the other rows ran; the bad ones are recorded as `data-error` failures
+        shown = summary.data_errors[:_SHOWN_DATA_ERRORS]
+        more = len(summary.data_errors) - len(shown)
+        print("\n".join(f"harnessc run: {error}" for error in shown), file=sys.stderr)
+        if more:
+            print(f"harnessc run: ... and {more} more bad row(s), recorded in {out}", file=sys.stderr)
+        return 1
     return 0
+
+
+_SHOWN_DATA_ERRORS = 20
 
 
 class _Progress:
