@@ -22,8 +22,8 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ophsd.config import load_config
-    from ophsd.trainer import Trainer
+    from harnessc.engines import check_model
+    from ophsd.config import ConfigError, load_config, read_run_config
 
     flags = {
         "harness": args.harness,
@@ -33,10 +33,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         "max_steps": args.max_steps,
         "engine": args.engine,
     }
-    if args.resume and args.config is None and (Path(args.output) / "config.json").exists():
-        saved = json.loads((Path(args.output) / "config.json").read_text(encoding="utf-8"))
+    if args.resume and args.config is None and args.output and (Path(args.output) / "config.json").exists():
+        saved = read_run_config(args.output).model_dump()
         flags = {**saved, **{key: value for key, value in flags.items() if value is not None}}
     config = load_config(args.config, flags, args.overrides)
+    output = Path(config.output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError([f"output: {output} is a file, not a run directory"])
+    check_model(config.model)  # before the harness and data load: a wrong path fails at once
+    from ophsd.trainer import Trainer  # torch: only once the settings are known to be usable
+
     trainer = Trainer(config, resume=args.resume)
     with _LiveView(config.max_steps, start=trainer.step) as view:
         trainer.train(progress=view.update)
@@ -60,7 +66,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ophsd.config import ConfigError
     from ophsd.report import write_report
+
+    if not Path(args.run_dir).is_dir():
+        raise ConfigError([f"{args.run_dir} is not a run directory"])
 
     for path in write_report(args.run_dir):
         print(path)
@@ -176,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from harnessc.diagnostics import CompileError, render_all
+    from harnessc.engines import EngineUnavailableError
     from harnessc.runtime.data import DataError
+    from harnessc.runtime.runner import RunError
     from ophsd.config import ConfigError
 
     try:
@@ -184,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CompileError as error:
         print(render_all(error.diagnostics, error.sources), file=sys.stderr)
         return EXIT_ERRORS
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
+    # OSError: files, disks and models the user pointed at (missing, unreadable, full), not our code.
+    except (ConfigError, DataError, RunError, EngineUnavailableError, OSError, ValueError) as error:
         if args.debug:
             raise
         print(f"ophsd {args.command}: {error}", file=sys.stderr)

@@ -222,3 +222,29 @@ def config_reference() -> str:
         default = "required" if field.is_required() else json.dumps(field.get_default(call_default_factory=True))
         lines.append(f"| `{name}` | `{default}` | {field.description} |")
     return "\n".join(lines)
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The configuration a run wrote to RUN_DIR/config.json.
+
+    Raises:
+        ConfigError: the run directory or its config.json is missing, unreadable, not JSON or not a valid
+            configuration (the message names the file).
+    """
+    root = Path(run_dir)
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise ConfigError([f"{root} {what}; pass a run directory written by `ophsd train --output`"])
+    path = root / "config.json"
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path} is missing: {root} is not a run directory written by `ophsd train`"]) from None
+    except (OSError, ValueError) as error:
+        raise ConfigError([f"{path} cannot be read ({error}); was the run killed while writing it?"]) from None
+    if not isinstance(values, dict):
+        raise ConfigError([f"{path} is not a configuration (a JSON object)"])
+    try:
+        return TrainConfig(**values)
+    except ValidationError as error:
+        raise ConfigError([f"{path}: {_describe(problem)}" for problem in error.errors()]) from None

@@ -114,7 +114,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harnessc.diagnostics import CompileError, render_all
-    from harnessc.engines import EngineUnavailableError
+    from harnessc.engines import EngineUnavailableError, ModelNotFoundError
     from harnessc.runtime.data import DataError
     from harnessc.runtime.runner import RunError, RunOptions, create_run_engine, run
 
@@ -158,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except CompileError as error:
         print(render_all(error.diagnostics, error.sources), file=sys.stderr)
         return 1
-    except (RunError, DataError, EngineUnavailableError, FileNotFoundError) as error:
+    except (RunError, DataError, EngineUnavailableError, ModelNotFoundError, OSError) as error:
         print(f"harnessc run: {error}", file=sys.stderr)
         return 1
     if args.format == "json":

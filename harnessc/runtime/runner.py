@@ -263,12 +263,15 @@ def prepare_output(
             if saved.get("limit") != identity.get("limit"):
                 _write_header(path, identity)  # the limit grew
         return _done_pairs(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    if identity is not None:
-        _write_header(path, identity)  # before the output: an output never exists without its header
-    path.touch()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            path.unlink()
+        if identity is not None:
+            _write_header(path, identity)  # before the output: an output never exists without its header
+        path.touch()
+    except OSError as error:
+        raise RunError(f"cannot write the output {path}: {error.strerror or error}") from None
     return set()
 
 
@@ -344,10 +347,19 @@ def read_records(path: Path) -> Iterator[ExampleRecord]:
 
 
 def create_run_engine(options: RunOptions) -> Engine:
-    """The engine a run asks for (`--engine`, `--model`, engine options)."""
-    from harnessc.engines import create_engine
+    """The engine a run asks for (`--engine`, `--model`, engine options).
 
-    return create_engine(options.engine, options.model, **options.engine_options)
+    Raises RunError when the engine cannot start with these options (an unknown or bad engine option, a
+    model that is not there or does not load), EngineUnavailableError when it is not installed."""
+    from harnessc.engines import EngineUnavailableError, create_engine
+
+    try:
+        return create_engine(options.engine, options.model, **options.engine_options)
+    except EngineUnavailableError:
+        raise
+    except (OSError, ValueError, TypeError) as error:  # the options or the model, not our code
+        model = options.model or "the default model"
+        raise RunError(f"cannot start the engine with {model}: {type(error).__name__}: {error}") from None
 
 
 # ---- the run ------------------------------------------------------------------------------------------------------
@@ -362,8 +374,10 @@ def run(
     """Run a harness over a data set (see the module docstring). `progress(done, total, stats)` is called
     after each engine call and each written chunk."""
     from harnessc.builtins.registry import load_user_builtins
+    from harnessc.engines import check_model
 
     started = time.perf_counter()
+    check_model(options.model)
     registry = load_user_builtins(options.builtins)
     harness = compile_file(options.harness, registry=registry, purpose="run", overrides=options.overrides).require()
     data_errors: list[DataError] = []
