@@ -108,21 +108,79 @@ def test_csv_text_that_is_read_as_a_type(cell: str, type_text: str, message: str
     assert caught.value.row_index == 5 and caught.value.field.startswith("x")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="pyarrow is not installed")
-def test_parquet_string_that_is_not_utf8(tmp_path: Path) -> None:
+def table_with_a_bad_string():
+    """An Arrow table whose row 1 holds bytes that are not UTF-8 in a string column (as a careless writer
+    produces: Arrow does not validate buffers it is handed)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     values = [b"fine", b"caf\xe9", b"also fine"]
     offsets = pa.array([0, 4, 8, 17], type=pa.int32()).buffers()[1]
-    data = pa.py_buffer(b"".join(values))
-    question = pa.Array.from_buffers(pa.string(), 3, [None, offsets, data])  # not validated: as a bad writer
+    question = pa.Array.from_buffers(pa.string(), 3, [None, offsets, pa.py_buffer(b"".join(values))])
+    return pa.table({"question": question, "answer": ["4", "4", "4"]})
+
+
+@pytest.mark.skipif(importlib.util.find_spec("pyarrow") is None, reason="pyarrow is not installed")
+def test_parquet_string_that_is_not_utf8(tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
     path = tmp_path / "d.parquet"
-    pq.write_table(pa.table({"question": question, "answer": ["4", "4", "4"]}), path)
+    pq.write_table(table_with_a_bad_string(), path)
     errors: list[DataError] = []
     rows = load_rows(path, errors=errors)
     assert [row.index for row in rows] == [0, 2]
     assert [(error.row_index, error.field) for error in errors] == [(1, "question")]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="datasets is not installed")
+def test_hf_dataset_string_that_is_not_utf8(tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    Dataset(table_with_a_bad_string()).save_to_disk(str(tmp_path / "saved"))
+    errors: list[DataError] = []
+    rows = load_rows(tmp_path / "saved", errors=errors)
+    assert [row.index for row in rows] == [0, 2]
+    assert [error.row_index for error in errors] == [1]
+
+
+class _FakeDataset:
+    """Stands in for a loaded `datasets.Dataset` whose row 1 cannot be decoded."""
+
+    def __len__(self) -> int:
+        return 3
+
+    def __getitem__(self, index: int) -> dict:
+        if index == 1:
+            raise UnicodeDecodeError("utf-8", b"\xe9", 0, 1, "invalid continuation byte")
+        return dict(GOOD)
+
+
+def fake_datasets(monkeypatch, load_from_disk) -> None:
+    import sys
+    import types
+
+    module = types.ModuleType("datasets")
+    module.DatasetDict = type("DatasetDict", (dict,), {})
+    module.load_from_disk = load_from_disk
+    monkeypatch.setitem(sys.modules, "datasets", module)
+
+
+def test_hf_dataset_rows_that_cannot_be_read_are_row_errors(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "state.json").write_text("{}")
+    fake_datasets(monkeypatch, lambda path: _FakeDataset())
+    errors: list[DataError] = []
+    assert [row.index for row in load_rows(tmp_path, errors=errors)] == [0, 2]
+    assert [(error.row_index, "cannot be read" in error.message) for error in errors] == [(1, True)]
+
+
+def test_hf_dataset_directory_that_is_damaged(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "state.json").write_text("{not json")
+
+    def damaged(path):
+        raise FileNotFoundError("dataset_info.json")
+
+    fake_datasets(monkeypatch, damaged)
+    with pytest.raises(DataError, match="cannot be read as a saved Hugging Face dataset"):
+        load_rows(tmp_path)
 
 
 # ---- harnessc run: the rest of the run goes on, nothing computed is lost -------------------------------------

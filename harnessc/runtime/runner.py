@@ -155,11 +155,14 @@ def header_path(out: Path) -> Path:
     return out.with_name(out.name + ".run.json")
 
 
-def run_identity(options: RunOptions) -> dict[str, Any]:
-    """What decides a run's records, as JSON data: a resumed run must match it (see `check_same_run`)."""
+def run_identity(options: RunOptions, harness: ir.Harness | None = None) -> dict[str, Any]:
+    """What decides a run's records, as JSON data: a resumed run must match it (see `check_same_run`).
+    With `harness`, the files its banks declare (`file` settings) are fingerprinted too."""
     from harnessc.engines import available_engines
 
-    banks = {name: {"path": path, "sha256": fingerprint(path)} for name, path in sorted(options.banks.items())}
+    bank_files = {bank.name: bank.file for bank in (harness.banks if harness else ()) if bank.file}
+    bank_files.update(options.banks)
+    banks = {name: {"path": path, "sha256": fingerprint(path)} for name, path in sorted(bank_files.items())}
     return {
         "harness": {"path": options.harness, "sha256": fingerprint(options.harness)},
         "data": {"path": options.data, "sha256": fingerprint(options.data)},
@@ -386,7 +389,9 @@ def run(
         why = "--limit 0 selects no rows" if options.limit == 0 else "has no rows"
         raise DataError(options.data, None, None, why)
     out = Path(options.out)
-    done = prepare_output(out, resume=options.resume, overwrite=options.overwrite, identity=run_identity(options))
+    done = prepare_output(
+        out, resume=options.resume, overwrite=options.overwrite, identity=run_identity(options, harness)
+    )
     refused = [
         _data_error_record(error, replica)
         for error in data_errors
