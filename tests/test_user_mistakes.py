@@ -36,6 +36,7 @@ def files(tmp_path: Path) -> dict[str, str]:
         "run_bad_config": tmp_path / "run-bad",
         "run_bad_metrics": tmp_path / "run-metrics",
         "no_output_dir": tmp_path / "plain.txt" / "out.jsonl",
+        "fake_model": tmp_path / "fake-model",  # passes the fast model check; engine options fail first
     }
     made["directory"].mkdir()
     made["empty_data"].write_bytes(b"")
@@ -44,6 +45,8 @@ def files(tmp_path: Path) -> dict[str, str]:
     made["bad_json"].write_text("{not json")
     made["bad_toml"].write_text("max_steps = = 3")
     made["model_without_config"].mkdir()
+    made["fake_model"].mkdir()
+    (made["fake_model"] / "config.json").write_text("{}")
     made["plain_file"].write_text("hello")
     made["bad_rows"].write_bytes(b'{"question": "\xff"}\n')
     made["run_without_config"].mkdir()
@@ -91,6 +94,31 @@ HARNESSC_MISTAKES = {
     "run unknown param": ["run", HARNESS, "--data", MATH, "--set", "nope=1"],
     "run bad param value": ["run", HARNESS, "--data", MATH, "--set", "plan_tokens=many"],
     "run missing builtins module": ["run", HARNESS, "--data", MATH, "--builtins", "no_such_module_x"],
+    **{
+        f"run engine option {option}": [
+            "run",
+            HARNESS,
+            "--data",
+            MATH,
+            "--limit",
+            "1",
+            "--engine",
+            "transformers",
+            "--model",
+            "{fake_model}",
+            "--engine-option",
+            option,
+        ]
+        for option in (
+            'max_model_len="abc"',
+            "max_model_len=0",
+            "batch_size=0",
+            'device="cuda:7"',
+            'device="no-such-device"',
+            "nonsense=1",
+            "special_tokens_in_data=ignore",
+        )
+    },
     "run bad special-token policy": [
         "run",
         HARNESS,

@@ -96,8 +96,10 @@ class TransformersEngine:
         batch_size: int = 16,
         special_tokens_in_data: str = "escape",
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+        if max_model_len is not None and (not isinstance(max_model_len, int) or max_model_len < 2):
+            raise ValueError(f"max_model_len must be an integer of at least 2, got {max_model_len!r}")
         if special_tokens_in_data not in SPECIAL_TOKEN_POLICIES:
             raise ValueError(
                 f"special_tokens_in_data must be one of {SPECIAL_TOKEN_POLICIES}, got {special_tokens_in_data!r}"
@@ -511,9 +513,18 @@ def _shares_storage(tensor: Any, own: torch.Tensor) -> bool:
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device to load onto; ValueError when it is not a device name or not present on this machine."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {device!r} is not a device name ({error})") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index is not None and resolved.index >= count):
+            raise ValueError(f"device {device!r} is not available: this machine has {count} CUDA device(s)")
+    return resolved
 
 
 def _check_device(model: Any, device: str | torch.device | None) -> None:
