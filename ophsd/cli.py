@@ -23,7 +23,7 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 def cmd_train(args: argparse.Namespace) -> int:
     from harnessc.engines import check_model
-    from ophsd.config import ConfigError, load_config, read_run_config
+    from ophsd.config import ConfigError, load_config, read_run_config, resume_conflicts
 
     flags = {
         "harness": args.harness,
@@ -33,21 +33,72 @@ def cmd_train(args: argparse.Namespace) -> int:
         "max_steps": args.max_steps,
         "engine": args.engine,
     }
-    if args.resume and args.config is None and args.output and (Path(args.output) / "config.json").exists():
-        saved = read_run_config(args.output).model_dump()
-        flags = {**saved, **{key: value for key, value in flags.items() if value is not None}}
-    config = load_config(args.config, flags, args.overrides)
+    saved = None
+    if args.resume and args.output and (Path(args.output) / "config.json").exists():
+        saved = read_run_config(args.output)
+    # Resuming without --config: the saved settings are the base that --set and the flags change.
+    base = saved.model_dump() if saved is not None and args.config is None else None
+    config = load_config(args.config, flags, args.overrides, base=base)
+    conflicts = resume_conflicts(saved, config) if saved is not None else []
+    if conflicts:  # resuming with other settings would silently train a different run
+        raise ConfigError(
+            [f"--resume continues {args.output} with its own settings; these differ:"]
+            + conflicts
+            + ["start a new --output for a different run (max_steps, save_every, ... may change)"]
+        )
     output = Path(config.output)
     if output.exists() and not output.is_dir():
         raise ConfigError([f"output: {output} is a file, not a run directory"])
     check_model(config.model)  # before the harness and data load: a wrong path fails at once
     from ophsd.trainer import Trainer  # torch: only once the settings are known to be usable
 
+    if args.resume:
+        _check_fingerprints(config)
     trainer = Trainer(config, resume=args.resume)
+    if not args.resume:
+        _write_fingerprints(config)
     with _LiveView(config.max_steps, start=trainer.step) as view:
         trainer.train(progress=view.update)
     print(f"trained {config.max_steps} steps -> {config.output} (metrics.jsonl, checkpoints/)")
     return EXIT_OK
+
+
+_FINGERPRINTS = "fingerprints.json"
+
+
+def _input_files(config) -> dict[str, str]:
+    """The files whose contents decide what a run learns: harness, data and bank files."""
+    return {"harness": config.harness, "data": config.data, **{f"bank {k}": v for k, v in config.banks.items()}}
+
+
+def _write_fingerprints(config) -> None:
+    """RUN_DIR/fingerprints.json: the sha256 of each input file, checked by --resume."""
+    from harnessc.runtime.data import fingerprint
+
+    prints = {name: fingerprint(path) for name, path in _input_files(config).items()}
+    Path(config.output).mkdir(parents=True, exist_ok=True)
+    (Path(config.output) / _FINGERPRINTS).write_text(json.dumps(prints, indent=2) + "\n", encoding="utf-8")
+
+
+def _check_fingerprints(config) -> None:
+    """Refuse to resume when an input file's contents changed since the run started (ConfigError)."""
+    from harnessc.runtime.data import fingerprint
+    from ophsd.config import ConfigError
+
+    path = Path(config.output) / _FINGERPRINTS
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a run from before fingerprints, or killed before writing them: nothing to compare
+    changed = [
+        f"{name}: {file} has changed since the run started"
+        for name, file in _input_files(config).items()
+        if name in saved and saved[name] != fingerprint(file)
+    ]
+    if changed:
+        raise ConfigError(
+            [f"--resume would continue {config.output} on other inputs:", *changed, "start a new --output"]
+        )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ from harnessc.runtime.program import Program
 from harnessc.runtime.runner import load_banks, load_examples
 from harnessc.runtime.trace import ExampleRecord
 from ophsd.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from ophsd.config import TrainConfig, param_overrides
+from ophsd.config import TrainConfig, param_overrides, write_run_config
 from ophsd.context import DistillBatch, DistillExample, TeacherContextBuilder
 from ophsd.distributed import Distributed
 from ophsd.losses import DivergenceSpec, chunked_divergence
@@ -322,7 +322,7 @@ class Trainer:
     def train(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            write_run_config(self.out, self.config)
         history = []
         if self.step == 0 and self.config.probe_size:
             self.initial_probe = self.probe_divergence()  # the reference point: the initial weights

@@ -240,3 +240,63 @@ def test_train_killed_at_random_moments_resumes_to_the_end(tmp_path: Path, tiny_
     steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 7))
     assert (checkpoints / "step-000006" / "manifest.json").exists() and not staging.exists()
+
+
+# ---- ophsd train --resume continues the same run -----------------------------------------------------------------
+
+
+def fake_run(tmp_path: Path, data: Path) -> Path:
+    """A run directory as `ophsd train` leaves it before its first checkpoint: config and fingerprints."""
+    pytest.importorskip("torch")
+    from ophsd.cli import _write_fingerprints
+    from ophsd.config import TrainConfig, write_run_config
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = TrainConfig(harness=PLAN_SOLVE, data=str(data), output=str(run_dir), seed=3)
+    write_run_config(run_dir, config)
+    _write_fingerprints(config)
+    return run_dir
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (["--set", "seed=4"], "seed: 3 then, 4 now"),
+        (["--set", "learning_rate=0.1"], "learning_rate"),
+        (["--set", "lora=true"], "lora"),
+        (["--data", MATH], "data:"),
+        (["--set", 'engine_options={"dtype": "float16"}'], "engine_options"),
+    ],
+)
+def test_train_resume_refuses_other_settings(tmp_path: Path, change: list[str], named: str, capsys) -> None:
+    from ophsd.cli import main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(Path(MATH).read_text())
+    run_dir = fake_run(tmp_path, data)
+    code = main(["train", "--output", str(run_dir), "--resume", *change])
+    err = capsys.readouterr().err
+    assert code == 1 and named in err and "Traceback" not in err
+
+
+def test_train_resume_refuses_changed_data_contents(tmp_path: Path, capsys) -> None:
+    from ophsd.cli import main
+
+    data = tmp_path / "d.jsonl"
+    data.write_text(Path(MATH).read_text())
+    run_dir = fake_run(tmp_path, data)
+    data.write_text(Path(MATH).read_text().replace("?", "!", 1))
+    code = main(["train", "--output", str(run_dir), "--resume", "--max-steps", "500"])
+    err = capsys.readouterr().err
+    assert code == 1 and "data: " in err and "has changed since the run started" in err
+
+
+def test_train_resume_with_a_torn_config_names_the_file(tmp_path: Path, capsys) -> None:
+    from ophsd.cli import main
+
+    run_dir = fake_run(tmp_path, Path(MATH))
+    text = (run_dir / "config.json").read_text()
+    (run_dir / "config.json").write_text(text[: len(text) // 2])
+    assert main(["train", "--output", str(run_dir), "--resume"]) == 1
+    assert "config.json cannot be read" in capsys.readouterr().err

@@ -5,6 +5,8 @@ Pure Python (the tokenizer is duck-typed), so importing it never imports torch.
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -83,10 +85,26 @@ def chat_template_ids(
     return escaped
 
 
+# Per tokenizer object: `added_tokens_decoder` is rebuilt on every access, which costs milliseconds for
+# tokenizers with thousands of added tokens (Gemma's reserved ones).
+# Keyed by the vocabulary size too, so tokens added later are seen.
+_SPECIAL_IDS: weakref.WeakKeyDictionary[Any, tuple[int, frozenset[int]]] = weakref.WeakKeyDictionary()
+
+
 def special_token_ids(tokenizer: Any) -> frozenset[int]:
     """Ids of the tokenizer's added tokens marked special (role markers, end of turn, ...)."""
+    size = len(tokenizer) if hasattr(tokenizer, "__len__") else -1
+    try:
+        cached_size, ids = _SPECIAL_IDS[tokenizer]
+        if cached_size == size:
+            return ids
+    except (KeyError, TypeError):  # TypeError: an object that cannot be weakly referenced
+        pass
     decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
-    return frozenset(int(token_id) for token_id, token in decoder.items() if getattr(token, "special", False))
+    ids = frozenset(int(token_id) for token_id, token in decoder.items() if getattr(token, "special", False))
+    with contextlib.suppress(TypeError):
+        _SPECIAL_IDS[tokenizer] = (size, ids)
+    return ids
 
 
 def special_token_texts(tokenizer: Any) -> tuple[str, ...]:
@@ -115,9 +133,12 @@ def _template_segments(tokenizer: Any, messages: Sequence[ChatMessage], kwargs: 
     """The template's own text around the contents: len(messages) + 1 segments, or None when the template
     does not place every content once, in order and unchanged (checked against the real rendering)."""
     placeholders = [ChatMessage(role=m.role, content=_SENTINEL.format(i)) for i, m in enumerate(messages)]
-    rendered = tokenizer.apply_chat_template(
-        message_dicts(placeholders), add_generation_prompt=True, tokenize=False, **kwargs
-    )
+    try:
+        rendered = tokenizer.apply_chat_template(
+            message_dicts(placeholders), add_generation_prompt=True, tokenize=False, **kwargs
+        )
+    except Exception:  # noqa: BLE001 - a template that rejects the placeholders: treated as rewriting contents
+        return None
     segments, rest = [], rendered
     for index in range(len(messages)):
         head, found, rest = rest.partition(_SENTINEL.format(index))

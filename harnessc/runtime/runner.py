@@ -334,8 +334,9 @@ def _replace_surrogates(value: Any) -> tuple[Any, int]:
     if isinstance(value, str):
         return _SURROGATES.subn("\ufffd", value)
     if isinstance(value, dict):
-        items = [(_replace_surrogates(key), _replace_surrogates(item)) for key, item in value.items()]
-        return {key: item for (key, _), (item, _) in items}, sum(a + b for (_, a), (_, b) in items)
+        pairs = [(_replace_surrogates(key), _replace_surrogates(item)) for key, item in value.items()]
+        fixed = {key: item for (key, _), (item, _) in pairs}
+        return fixed, sum(key_count + item_count for (_, key_count), (_, item_count) in pairs)
     if isinstance(value, (list, tuple)):
         items = [_replace_surrogates(item) for item in value]
         return [item for item, _ in items], sum(count for _, count in items)
