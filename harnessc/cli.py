@@ -93,8 +93,12 @@ def cmd_compile(args: argparse.Namespace) -> int:
         return EXIT_ERRORS
     text = ir.dumps(compilation.require())
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
+        try:
+            with open(args.output, "w", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+        except OSError as error:  # a directory, a missing parent, no permission: the user's path
+            print(f"harnessc compile: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
+            return EXIT_ERRORS
     else:
         print(text)
     return EXIT_OK

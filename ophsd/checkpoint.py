@@ -5,14 +5,26 @@ RNG states, the step, which fixes the data position, the EMA teacher and the mem
         model/            save_pretrained: full weights, or the LoRA adapter; plus the tokenizer
         trainer.pt        optimizer, scheduler, RNG states, step, EMA teacher weights
         banks/NAME.jsonl  memory-bank entries
+        manifest.json     every other file's size and sha256, written last
+
+A checkpoint is written in `step-NNNNNN.tmp/` and renamed into place after its manifest, so a kill at any
+moment leaves either a complete checkpoint or a `.tmp` directory that is never a candidate. Lookup
+(`latest_checkpoint`) takes the newest checkpoint whose manifest matches its files (sizes and hashes); a
+damaged one is skipped with an `IncompleteCheckpointWarning` and the next older one is used. Checkpoints
+from before manifests (no manifest.json, a trainer.pt) are accepted unverified.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import random
+import re
 import shutil
+import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,14 +37,79 @@ def checkpoint_dir(out: Path, step: int) -> Path:
     return out / "checkpoints" / f"step-{step:06d}"
 
 
+MANIFEST = "manifest.json"
+_STEP_NAME = re.compile(r"step-\d{6,}")
+
+
+class IncompleteCheckpointWarning(UserWarning):
+    """A checkpoint directory was skipped because its files do not match its manifest (or it has none)."""
+
+
 def list_checkpoints(out: Path) -> list[Path]:
+    """Checkpoints that look complete (manifest present, file sizes match), oldest first; cheap: no hashing."""
     root = out / "checkpoints"
-    return sorted(path for path in root.glob("step-*") if (path / "trainer.pt").exists()) if root.exists() else []
+    if not root.is_dir():
+        return []
+    candidates = sorted(path for path in root.iterdir() if _STEP_NAME.fullmatch(path.name) and path.is_dir())
+    return [path for path in candidates if checkpoint_problem(path, hashes=False) is None]
 
 
 def latest_checkpoint(out: Path) -> Path | None:
-    found = list_checkpoints(out)
-    return found[-1] if found else None
+    """The newest checkpoint whose files match their manifest, hashes included; damaged or incomplete ones
+    are skipped with an IncompleteCheckpointWarning naming the directory and the problem."""
+    root = out / "checkpoints"
+    if not root.is_dir():
+        return None
+    candidates = sorted(path for path in root.iterdir() if _STEP_NAME.fullmatch(path.name) and path.is_dir())
+    for path in reversed(candidates):
+        problem = checkpoint_problem(path, hashes=True)
+        if problem is None:
+            return path
+        warnings.warn(f"skipping checkpoint {path}: {problem}", IncompleteCheckpointWarning, stacklevel=2)
+    return None
+
+
+def checkpoint_problem(path: Path, *, hashes: bool) -> str | None:
+    """Why `path` is not a complete checkpoint (a sentence), or None when it is one."""
+    manifest_path = path / MANIFEST
+    if not manifest_path.exists():
+        # Written before manifests existed; the old writer also renamed whole directories into place.
+        return None if (path / "trainer.pt").is_file() else f"no {MANIFEST} (the write did not finish)"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"unreadable {MANIFEST} ({error})"
+    for name, expected in files.items():
+        file = path / name
+        try:
+            size = file.stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if size != expected["size"]:
+            return f"{name} has {size} bytes, the manifest says {expected['size']}"
+        if hashes and _sha256(file) != expected["sha256"]:
+            return f"{name} does not match its sha256 in the manifest"
+    return None
+
+
+def _write_manifest(directory: Path) -> None:
+    """Record every file's size and hash, then fsync: the manifest is the checkpoint's completion mark."""
+    files: dict[str, Any] = {}
+    for file in sorted(item for item in directory.rglob("*") if item.is_file()):
+        files[file.relative_to(directory).as_posix()] = {"size": file.stat().st_size, "sha256": _sha256(file)}
+    with (directory / MANIFEST).open("w", encoding="utf-8") as handle:
+        json.dump({"files": files}, handle, indent=1, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sha256(file: Path) -> str:
+    digest = hashlib.sha256()
+    with file.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_checkpoint(trainer: Trainer, keep_step: int | None = None) -> Path:
@@ -60,11 +137,14 @@ def save_checkpoint(trainer: Trainer, keep_step: int | None = None) -> Path:
         },
     }
     torch.save(state, staging / "trainer.pt")
+    _write_manifest(staging)  # last: a directory without it was cut off mid-write
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
     for old in list_checkpoints(trainer.out)[: -trainer.config.keep_checkpoints]:
         if keep_step is None or old != checkpoint_dir(trainer.out, keep_step):
             shutil.rmtree(old)
+    for leftover in final.parent.glob("step-*.tmp"):  # staging directories of killed writes
+        shutil.rmtree(leftover, ignore_errors=True)
     return final
 
 

@@ -23,8 +23,8 @@ EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ophsd.config import load_config
-    from ophsd.trainer import Trainer
+    from harnessc.engines import check_model
+    from ophsd.config import ConfigError, load_config, read_run_config, resume_conflicts
 
     flags = {
         "harness": args.harness,
@@ -34,15 +34,72 @@ def cmd_train(args: argparse.Namespace) -> int:
         "max_steps": args.max_steps,
         "engine": args.engine,
     }
-    if args.resume and args.config is None and (Path(args.output) / "config.json").exists():
-        saved = json.loads((Path(args.output) / "config.json").read_text(encoding="utf-8"))
-        flags = {**saved, **{key: value for key, value in flags.items() if value is not None}}
-    config = load_config(args.config, flags, args.overrides)
+    saved = None
+    if args.resume and args.output and (Path(args.output) / "config.json").exists():
+        saved = read_run_config(args.output)
+    # Resuming without --config: the saved settings are the base that --set and the flags change.
+    base = saved.model_dump() if saved is not None and args.config is None else None
+    config = load_config(args.config, flags, args.overrides, base=base)
+    conflicts = resume_conflicts(saved, config) if saved is not None else []
+    if conflicts:  # resuming with other settings would silently train a different run
+        raise ConfigError(
+            [f"--resume continues {args.output} with its own settings; these differ:"]
+            + conflicts
+            + ["start a new --output for a different run (max_steps, save_every, ... may change)"]
+        )
+    output = Path(config.output)
+    if output.exists() and not output.is_dir():
+        raise ConfigError([f"output: {output} is a file, not a run directory"])
+    check_model(config.model)  # before the harness and data load: a wrong path fails at once
+    from ophsd.trainer import Trainer  # torch: only once the settings are known to be usable
+
+    if args.resume:
+        _check_fingerprints(config)
     trainer = Trainer(config, resume=args.resume)
+    if not args.resume:
+        _write_fingerprints(config)
     with _LiveView(config.max_steps, start=trainer.step) as view:
         trainer.train(progress=view.update)
     print(f"trained {config.max_steps} steps -> {config.output} (metrics.jsonl, checkpoints/)")
     return EXIT_OK
+
+
+_FINGERPRINTS = "fingerprints.json"
+
+
+def _input_files(config) -> dict[str, str]:
+    """The files whose contents decide what a run learns: harness, data and bank files."""
+    return {"harness": config.harness, "data": config.data, **{f"bank {k}": v for k, v in config.banks.items()}}
+
+
+def _write_fingerprints(config) -> None:
+    """RUN_DIR/fingerprints.json: the sha256 of each input file, checked by --resume."""
+    from harnessc.runtime.data import fingerprint
+
+    prints = {name: fingerprint(path) for name, path in _input_files(config).items()}
+    Path(config.output).mkdir(parents=True, exist_ok=True)
+    (Path(config.output) / _FINGERPRINTS).write_text(json.dumps(prints, indent=2) + "\n", encoding="utf-8")
+
+
+def _check_fingerprints(config) -> None:
+    """Refuse to resume when an input file's contents changed since the run started (ConfigError)."""
+    from harnessc.runtime.data import fingerprint
+    from ophsd.config import ConfigError
+
+    path = Path(config.output) / _FINGERPRINTS
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # a run from before fingerprints, or killed before writing them: nothing to compare
+    changed = [
+        f"{name}: {file} has changed since the run started"
+        for name, file in _input_files(config).items()
+        if name in saved and saved[name] != fingerprint(file)
+    ]
+    if changed:
+        raise ConfigError(
+            [f"--resume would continue {config.output} on other inputs:", *changed, "start a new --output"]
+        )
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -71,7 +128,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from ophsd.config import ConfigError
     from ophsd.report import write_report
+
+    if not Path(args.run_dir).is_dir():
+        raise ConfigError([f"{args.run_dir} is not a run directory"])
 
     for path in write_report(args.run_dir):
         print(path)
@@ -201,7 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_warnings_to_stderr()
     from harnessc.diagnostics import CompileError, render_all
+    from harnessc.engines import EngineUnavailableError
     from harnessc.runtime.data import DataError
+    from harnessc.runtime.runner import RunError
     from ophsd.config import ConfigError
 
     try:
@@ -209,7 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CompileError as error:
         print(render_all(error.diagnostics, error.sources), file=sys.stderr)
         return EXIT_ERRORS
-    except (ConfigError, DataError, FileNotFoundError, ValueError) as error:
+    # OSError: files, disks and models the user pointed at (missing, unreadable, full), not our code.
+    except (ConfigError, DataError, RunError, EngineUnavailableError, OSError, ValueError) as error:
         if args.debug:
             raise
         print(f"ophsd {args.command}: {error}", file=sys.stderr)

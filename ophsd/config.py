@@ -8,6 +8,7 @@ Values come from (lowest to highest precedence) the defaults below, a TOML file 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -220,10 +221,13 @@ def _parse_value(raw: str) -> Any:
         return raw
 
 
-def load_config(config_file: str | None, values: dict[str, Any], overrides: list[str]) -> TrainConfig:
-    """Build the configuration: the TOML file, then `--set key=value` (values read as JSON when they parse),
-    then `values` from dedicated flags (None means not given). Raises ConfigError with every problem."""
-    data: dict[str, Any] = {}
+def load_config(
+    config_file: str | None, values: dict[str, Any], overrides: list[str], *, base: dict[str, Any] | None = None
+) -> TrainConfig:
+    """Build the configuration: `base` (a resumed run's saved settings), the TOML file, then `--set
+    key=value` (values read as JSON when they parse), then `values` from dedicated flags (None means not
+    given). Raises ConfigError with every problem."""
+    data: dict[str, Any] = dict(base or {})
     if config_file:
         import tomllib
 
@@ -269,3 +273,66 @@ def config_reference() -> str:
         default = "required" if field.is_required() else json.dumps(field.get_default(call_default_factory=True))
         lines.append(f"| `{name}` | `{default}` | {field.description} |")
     return "\n".join(lines)
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The configuration a run wrote to RUN_DIR/config.json.
+
+    Raises:
+        ConfigError: the run directory or its config.json is missing, unreadable, not JSON or not a valid
+            configuration (the message names the file).
+    """
+    root = Path(run_dir)
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise ConfigError([f"{root} {what}; pass a run directory written by `ophsd train --output`"])
+    path = root / "config.json"
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path} is missing: {root} is not a run directory written by `ophsd train`"]) from None
+    except (OSError, ValueError) as error:
+        raise ConfigError([f"{path} cannot be read ({error}); was the run killed while writing it?"]) from None
+    if not isinstance(values, dict):
+        raise ConfigError([f"{path} is not a configuration (a JSON object)"])
+    try:
+        return TrainConfig(**values)
+    except ValidationError as error:
+        raise ConfigError([f"{path}: {_describe(problem)}" for problem in error.errors()]) from None
+
+
+def write_run_config(output: str | Path, config: TrainConfig) -> None:
+    """Write RUN_DIR/config.json atomically (a temporary file renamed into place): a kill while writing
+    leaves the previous file, never a truncated one that would stop every later `--resume`."""
+    path = Path(output) / "config.json"
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    os.replace(staging, path)
+
+
+# Settings a resumed run may change: they decide how long, how often and how fast, never what is learnt
+# from which rows.
+RESUMABLE_CHANGES = frozenset(
+    {"max_steps", "save_every", "keep_checkpoints", "probe_every", "tensorboard", "gradient_checkpointing"}
+)
+_PERFORMANCE_ENGINE_OPTIONS = frozenset(
+    {"batch_size", "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "enforce_eager"}
+)
+
+
+def resume_conflicts(saved: TrainConfig, current: TrainConfig) -> list[str]:
+    """The settings in which a resumed run differs from the run it continues, as `name: old then, new now`
+    sentences (empty when it may continue). See RESUMABLE_CHANGES for what may change."""
+    conflicts = []
+    before, now = saved.model_dump(mode="json"), current.model_dump(mode="json")
+    for name in TrainConfig.model_fields:
+        old, new = before.get(name), now.get(name)
+        if name in RESUMABLE_CHANGES or old == new:
+            continue
+        if name == "engine_options" and isinstance(old, dict) and isinstance(new, dict):
+            old = {key: value for key, value in old.items() if key not in _PERFORMANCE_ENGINE_OPTIONS}
+            new = {key: value for key, value in new.items() if key not in _PERFORMANCE_ENGINE_OPTIONS}
+            if old == new:
+                continue
+        conflicts.append(f"{name}: {json.dumps(old)} then, {json.dumps(new)} now")
+    return conflicts

@@ -8,12 +8,13 @@ model directory once (RUN_DIR/checkpoints/step-N/merged) because both engines lo
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from harnessc.runtime.runner import RunOptions, create_run_engine, run
 from ophsd.checkpoint import list_checkpoints
-from ophsd.config import TrainConfig, param_overrides
+from ophsd.config import TrainConfig, param_overrides, read_run_config
 
 
 def evaluate_run(
@@ -26,7 +27,7 @@ def evaluate_run(
     samples: int = 1,
 ) -> list[dict[str, Any]]:
     root = Path(run_dir)
-    config = TrainConfig(**json.loads((root / "config.json").read_text(encoding="utf-8")))
+    config = read_run_config(root)
     models = _models(root, config, checkpoints)
     rows = []
     for name, model_dir in models:
@@ -86,14 +87,16 @@ def _loadable(checkpoint: Path, config: TrainConfig) -> Path:
     if not (model_dir / "adapter_config.json").exists():
         return model_dir
     merged = checkpoint / "merged"
-    if not (merged / "config.json").exists():
+    if not merged.is_dir():
         from peft import AutoPeftModelForCausalLM
-
-        model = AutoPeftModelForCausalLM.from_pretrained(str(model_dir)).merge_and_unload()
-        model.save_pretrained(merged)
         from transformers import AutoTokenizer
 
-        AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(merged)
+        # Written beside, then renamed: a kill mid-write leaves no half-merged model that looks complete.
+        staging = checkpoint / "merged.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        AutoPeftModelForCausalLM.from_pretrained(str(model_dir)).merge_and_unload().save_pretrained(staging)
+        AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(staging)
+        staging.rename(merged)
     return merged
 
 

@@ -37,7 +37,7 @@ from harnessc.runtime.program import Program
 from harnessc.runtime.runner import load_banks, load_examples
 from harnessc.runtime.trace import ExampleRecord
 from ophsd.checkpoint import checkpoint_dir, latest_checkpoint, load_checkpoint, save_checkpoint
-from ophsd.config import ConfigError, TrainConfig, param_overrides
+from ophsd.config import ConfigError, TrainConfig, param_overrides, write_run_config
 from ophsd.context import DistillBatch, DistillExample, TeacherContextBuilder
 from ophsd.distributed import Distributed
 from ophsd.evaluate import HeldOutEvaluation
@@ -448,7 +448,7 @@ class Trainer:
     def train(self, progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+            write_run_config(self.out, self.config)
         history = []
         if self.step == 0 and (self.config.probe_size or self.evaluation is not None):
             # Every run shows its own baseline: the initial weights, evaluated as later steps are.

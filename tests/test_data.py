@@ -46,17 +46,17 @@ def test_jsonl_skips_blank_lines_without_counting_them(tmp_path: Path) -> None:
     assert [(row.index, row.values["a"]) for row in load_rows(path)] == [(0, 1), (1, 2)]
 
 
-def test_jsonl_malformed_line_names_the_line(tmp_path: Path) -> None:
+def test_jsonl_malformed_line_names_the_row_and_the_line(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "d.jsonl", ROWS[:2], raw_lines=("\n", '{"question": "x",\n'))
     with pytest.raises(DataError) as caught:
         load_rows(path)
-    assert caught.value.line == 4
-    assert str(caught.value).startswith(f"{path}, line 4: malformed JSON")
+    assert (caught.value.row_index, caught.value.line) == (2, 4)
+    assert str(caught.value).startswith(f"{path}, row 2 (line 4): malformed JSON")
 
 
 def test_jsonl_line_that_is_not_an_object(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "d.jsonl", [{"a": 1}, [1, 2]])
-    with pytest.raises(DataError, match=r"d.jsonl, row 1: is a list, not an object"):
+    with pytest.raises(DataError, match=r"d.jsonl, row 1 \(line 2\): is a list, not an object"):
         load_rows(path)
 
 

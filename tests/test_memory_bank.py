@@ -251,7 +251,7 @@ def test_load_appends_to_an_existing_bank(bank: MemoryBank, tmp_path: Path) -> N
 def test_load_reports_a_malformed_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "ok", "label": "a"}\n{"text": broken\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"bad.jsonl, line 2: malformed JSON"):
+    with pytest.raises(DataError, match=r"bad.jsonl, row 1 \(line 2\): malformed JSON"):
         MemoryBank.from_jsonl(path, search_field="text", label_field="label")
 
 

@@ -101,13 +101,14 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> No
 
 def test_data_errors_name_the_row_and_field(tmp_path: Path, capsys) -> None:
     data = tmp_path / "broken.jsonl"
-    data.write_text('{"question": "1+1?", "answer": "2"}\n{"answer": "3"}\n')
+    data.write_text('{"question": true, "answer": "2"}\n{"answer": "3"}\n')  # no good row: no engine starts
     code = main(
         ["run", PLAN_SOLVE, "--data", str(data), "--out", str(tmp_path / "o.jsonl"), "--engine", "transformers"]
     )
     err = capsys.readouterr().err
     assert code == 1
     assert "row 1" in err and "'question'" in err and "Traceback" not in err
+    assert "row 0" in err and "must be text, got bool true" in err
 
 
 def test_a_harness_with_errors_is_reported_as_diagnostics(tmp_path: Path, capsys) -> None:

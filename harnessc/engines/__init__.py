@@ -10,6 +10,8 @@ Importing this package is cheap: torch, transformers and vLLM are imported only 
 from __future__ import annotations
 
 import importlib.util
+import re
+from pathlib import Path
 from typing import Any
 
 from harnessc.engines._common import UnsupportedConstraintError
@@ -29,10 +31,12 @@ __all__ = [
     "Completion",
     "Engine",
     "EngineUnavailableError",
+    "ModelNotFoundError",
     "OutputConstraint",
     "SamplingOptions",
     "UnsupportedConstraintError",
     "available_engines",
+    "check_model",
     "create_engine",
 ]
 
@@ -50,6 +54,36 @@ _REQUIREMENTS = {
 
 class EngineUnavailableError(ImportError):
     """The requested engine's packages are not installed (the message says what to install)."""
+
+
+class ModelNotFoundError(ValueError):
+    """`--model` names a local path that is not a model directory (the message says what is wrong)."""
+
+
+_HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
+
+
+def check_model(model: str | None) -> None:
+    """Fail fast, before anything loads, when `model` cannot be a model.
+
+    A path that exists must be a directory holding config.json; a name that does not exist locally must
+    look like a hub id ("name" or "org/name"), which the engine then resolves. None (the default model) is
+    always fine.
+
+    Raises:
+        ModelNotFoundError: the model is a file, a directory without config.json, or a missing path.
+    """
+    if model is None:
+        return
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"model {model}: the directory has no config.json, so it is not a model")
+        return
+    if path.exists():
+        raise ModelNotFoundError(f"model {model} is a file; pass a model directory (config.json, weights) or a hub id")
+    if path.is_absolute() or model.startswith((".", "~")) or not _HUB_ID.fullmatch(model):
+        raise ModelNotFoundError(f"model {model}: no such directory")
 
 
 def available_engines() -> tuple[str, ...]:

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from harnessc.engines._common import (
+    SPECIAL_TOKEN_POLICIES,
     UnsupportedConstraintError,
     chat_template_ids,
     distinct_samples,
@@ -79,6 +80,8 @@ class TransformersEngine:
         max_model_len: context limit for prompt plus completion (default: the model's
             `max_position_embeddings`).
         batch_size: sequences decoded together; requests with the same sampling options share batches.
+        special_tokens_in_data: "escape" (default) tokenizes special-token text inside message contents as
+            ordinary characters; "refuse" fails such requests (see `chat_template_ids`).
     """
 
     name = "transformers"
@@ -91,9 +94,17 @@ class TransformersEngine:
         dtype: str | torch.dtype = "auto",
         max_model_len: int | None = None,
         batch_size: int = 16,
+        special_tokens_in_data: str = "escape",
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+        if max_model_len is not None and (not isinstance(max_model_len, int) or max_model_len < 2):
+            raise ValueError(f"max_model_len must be an integer of at least 2, got {max_model_len!r}")
+        if special_tokens_in_data not in SPECIAL_TOKEN_POLICIES:
+            raise ValueError(
+                f"special_tokens_in_data must be one of {SPECIAL_TOKEN_POLICIES}, got {special_tokens_in_data!r}"
+            )
+        self.special_tokens_in_data = special_tokens_in_data
         if isinstance(model_or_path, (str, Path)):
             self.model = _load_model(str(model_or_path), _resolve_device(device), dtype)
             tokenizer = tokenizer if tokenizer is not None else str(model_or_path)
@@ -117,7 +128,7 @@ class TransformersEngine:
         self, messages: Sequence[ChatMessage], template_kwargs: Mapping[str, Any] | None = None
     ) -> list[int]:
         """Token ids of `messages` with the generation prompt appended (what `chat` feeds the model)."""
-        return chat_template_ids(self.tokenizer, messages, template_kwargs)
+        return chat_template_ids(self.tokenizer, messages, template_kwargs, special_tokens=self.special_tokens_in_data)
 
     def chat(self, requests: Sequence[ChatRequest]) -> list[list[Completion]]:
         """Per request, `request.sampling.n` completions; a request that cannot run yields error completions.
@@ -127,7 +138,7 @@ class TransformersEngine:
         results: dict[int, list[Completion]] = {}
         prompts: dict[int, list[int]] = {}
         for index, request in enumerate(requests):
-            prompt, error = prepare_prompt(self.tokenizer, request, self.max_model_len)
+            prompt, error = prepare_prompt(self.tokenizer, request, self.max_model_len, self.special_tokens_in_data)
             if error:
                 results[index] = error_completions(request, error, len(prompt))
             else:
@@ -503,9 +514,18 @@ def _shares_storage(tensor: Any, own: torch.Tensor) -> bool:
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device to load onto; ValueError when it is not a device name or not present on this machine."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {device!r} is not a device name ({error})") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (resolved.index is not None and resolved.index >= count):
+            raise ValueError(f"device {device!r} is not available: this machine has {count} CUDA device(s)")
+    return resolved
 
 
 def _check_device(model: Any, device: str | torch.device | None) -> None:

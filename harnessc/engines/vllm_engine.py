@@ -16,7 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harnessc.engines._common import chat_template_ids, distinct_samples, error_completions, prepare_prompt
+from harnessc.engines._common import (
+    SPECIAL_TOKEN_POLICIES,
+    chat_template_ids,
+    distinct_samples,
+    error_completions,
+    prepare_prompt,
+)
 from harnessc.engines.base import ChatMessage, ChatRequest, Completion, OutputConstraint, SamplingOptions
 
 __all__ = ["VllmEngine"]
@@ -39,6 +45,9 @@ class VllmEngine:
         seed: the engine's seed; unseeded requests draw from it.
         enforce_eager: disable CUDA graphs / compilation; default True on CPU (where they are not
             available) and False on GPU.
+        special_tokens_in_data: "escape" (default) tokenizes special-token text inside message contents as
+            ordinary characters; "refuse" fails such requests (see `chat_template_ids`). Prompts reach vLLM
+            as token ids from `chat_template_ids`, never through vLLM's own chat rendering.
         **extra: any other `vllm.LLM` argument (e.g. `max_num_seqs`, `enable_sleep_mode`).
 
     On CPU, chunked prefill is turned off unless `extra` says otherwise: with it, a seeded request whose
@@ -57,8 +66,14 @@ class VllmEngine:
         tensor_parallel_size: int = 1,
         seed: int = 0,
         enforce_eager: bool | None = None,
+        special_tokens_in_data: str = "escape",
         **extra: Any,
     ) -> None:
+        if special_tokens_in_data not in SPECIAL_TOKEN_POLICIES:
+            raise ValueError(
+                f"special_tokens_in_data must be one of {SPECIAL_TOKEN_POLICIES}, got {special_tokens_in_data!r}"
+            )
+        self.special_tokens_in_data = special_tokens_in_data
         on_cpu = _cpu_only()
         _configure_environment(on_cpu, tensor_parallel_size)
         from vllm import LLM  # only now: vLLM reads its environment variables while importing
@@ -84,7 +99,7 @@ class VllmEngine:
         self, messages: Sequence[ChatMessage], template_kwargs: Mapping[str, Any] | None = None
     ) -> list[int]:
         """Token ids of `messages` with the generation prompt appended (what `chat` feeds the model)."""
-        return chat_template_ids(self.tokenizer, messages, template_kwargs)
+        return chat_template_ids(self.tokenizer, messages, template_kwargs, special_tokens=self.special_tokens_in_data)
 
     def chat(self, requests: Sequence[ChatRequest]) -> list[list[Completion]]:
         """Per request, `request.sampling.n` completions; a request that cannot run gets error completions."""
@@ -93,7 +108,7 @@ class VllmEngine:
         results: dict[int, list[Completion]] = {}
         submitted: list[tuple[int, int]] = []  # (request index, prompt tokens), in submission order
         for index, request in enumerate(requests):
-            prompt, error = prepare_prompt(self.tokenizer, request, self.max_model_len)
+            prompt, error = prepare_prompt(self.tokenizer, request, self.max_model_len, self.special_tokens_in_data)
             error = error or self._enqueue(request, prompt)
             if error:
                 results[index] = error_completions(request, error, len(prompt))

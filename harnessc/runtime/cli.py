@@ -114,7 +114,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from harnessc.diagnostics import CompileError, render_all
-    from harnessc.engines import EngineUnavailableError
+    from harnessc.engines import EngineUnavailableError, ModelNotFoundError
     from harnessc.runtime.data import DataError
     from harnessc.runtime.runner import RunError, RunOptions, create_run_engine, run
 
@@ -159,14 +159,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     except CompileError as error:
         print(render_all(error.diagnostics, error.sources), file=sys.stderr)
         return 1
-    except (RunError, DataError, EngineUnavailableError, FileNotFoundError) as error:
+    except (RunError, DataError, EngineUnavailableError, ModelNotFoundError, OSError) as error:
         print(f"harnessc run: {error}", file=sys.stderr)
         return 1
     if args.format == "json":
         print(json.dumps(summary.to_json(), indent=2))
     else:
         _print_summary(summary, out)
+    if summary.data_errors:  # the other rows ran; the bad ones are recorded as `data-error` failures
+        shown = summary.data_errors[:_SHOWN_DATA_ERRORS]
+        more = len(summary.data_errors) - len(shown)
+        print("\n".join(f"harnessc run: {error}" for error in shown), file=sys.stderr)
+        if more:
+            print(f"harnessc run: ... and {more} more bad row(s), recorded in {out}", file=sys.stderr)
+        return 1
     return 0
+
+
+_SHOWN_DATA_ERRORS = 20
 
 
 class _Progress:

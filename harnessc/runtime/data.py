@@ -12,6 +12,7 @@ Rows are numbered from 0 in file order (`Row.index`), the same numbers a run rep
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -47,7 +48,9 @@ class DataError(ValueError):
         super().__init__(self._render())
 
     def _render(self) -> str:
-        if self.row_index is not None:
+        if self.row_index is not None and self.line is not None:
+            where = f"{self.path}, row {self.row_index} (line {self.line})"
+        elif self.row_index is not None:
             where = f"{self.path}, row {self.row_index}"
         elif self.line is not None:
             where = f"{self.path}, line {self.line}"
@@ -79,28 +82,54 @@ MISSING: Any = _Missing()
 
 _HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
+# Values nested deeper than this are refused: no data set needs more, and deeper values would exhaust the
+# recursion of the code that converts and writes them.
+MAX_NESTING = 100
+
 
 def load_rows(
     path: PathLike,
     *,
     limit: int | None = None,
     columns: Mapping[str, str] | None = None,
+    errors: list[DataError] | None = None,
 ) -> list[Row]:
     """Read the rows of a data file (format chosen by extension; a directory is a Hugging Face dataset).
 
     `limit` keeps the first rows only (the rest of the file is not read). `columns` maps a harness input
     name to the column that feeds it (`--map question=problem`): each row gets the column's value under
     the input's name too, and a row lacking the column is an error naming that row.
+
+    Every value is checked: text must be valid Unicode (invalid UTF-8 bytes and lone surrogates are
+    refused), numbers must fit Python's integer parsing (at most 4300 digits), nesting is limited to
+    `MAX_NESTING` levels. A problem with one row (these, a malformed line, a row that is not an object)
+    raises a `DataError` naming the row and field; when `errors` is given it is appended there instead and
+    the row is left out (the other rows keep their indices). Problems with the whole file (missing,
+    unreadable, unsupported, a JSON document that does not parse) always raise.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
     source = Path(path)
-    # islice stops reading at the limit, so a broken line after it does not fail the run.
-    records = islice(_read_records(source), limit)
-    return [Row(index, _map_columns(values, columns or {}, source, index)) for index, values in enumerate(records)]
+    rows = []
+    try:
+        # islice stops reading at the limit, so a broken line after it does not fail the run.
+        for index, record in enumerate(islice(_read_records(source), limit)):
+            try:
+                if isinstance(record, DataError):
+                    raise record
+                _check_values(source, index, record)
+                rows.append(Row(index, _map_columns(record, columns or {}, source, index)))
+            except DataError as error:
+                if errors is None:
+                    raise
+                errors.append(error)
+    except OSError as error:
+        raise DataError(source, None, None, f"cannot be read: {error.strerror or error}") from None
+    return rows
 
 
-def _read_records(path: Path) -> Iterator[dict[str, Any]]:
+def _read_records(path: Path) -> Iterator[dict[str, Any] | DataError]:
+    """The file's records in order: a dict per row, or the DataError of a row that cannot be read."""
     if path.is_dir():
         return _read_hf_dataset(path)
     if not path.exists():
@@ -114,35 +143,81 @@ def _read_records(path: Path) -> Iterator[dict[str, Any]]:
     return reader(path)
 
 
-def _record(path: Path, index: int, value: Any, *, line: int | None = None) -> dict[str, Any]:
+def _record(path: Path, index: int, value: Any, *, line: int | None = None) -> dict[str, Any] | DataError:
     if not isinstance(value, dict):
         kind = "a list" if isinstance(value, list) else type(value).__name__
-        raise DataError(path, index, None, f"is {kind}, not an object with named fields", line=line)
+        return DataError(path, index, None, f"is {kind}, not an object with named fields", line=line)
     return value
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+class _HugeNumber:
+    """A JSON integer too long for Python to read (kept as its digits, reported by `_check_values`)."""
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+
+class _TooDeep(ValueError):
+    """JSON nested beyond what the parser's recursion allows."""
+
+
+def _parse_int(digits: str) -> int | _HugeNumber:
+    try:
+        return int(digits)
+    except ValueError:  # longer than sys.get_int_max_str_digits(): a bad value, not a bad file
+        return _HugeNumber(digits)
+
+
+def _loads(text: str) -> Any:
+    """json.loads that turns over-long integers into _HugeNumber and too-deep nesting into _TooDeep."""
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except RecursionError:
+        raise _TooDeep from None
+
+
+def _parse_record(path: Path, index: int, text: str, *, line: int | None = None) -> dict[str, Any] | DataError:
+    try:
+        value = _loads(text)
+    except json.JSONDecodeError as error:
+        return DataError(path, index, None, f"malformed JSON: {error.msg}", line=line)
+    except _TooDeep:
+        return DataError(path, index, None, f"is nested more than {MAX_NESTING} levels deep", line=line)
+    return _record(path, index, value, line=line)
+
+
+def _decode(data: bytes) -> str:
+    """UTF-8 text; undecodable bytes become lone surrogates, reported per value by `_check_values`."""
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any] | DataError]:
     """One JSON object per line; blank lines are skipped and do not count as rows."""
     index = 0
-    with path.open(encoding="utf-8-sig") as handle:
-        for line_number, line in enumerate(handle, start=1):
+    with path.open("rb") as handle:
+        for line_number, raw in enumerate(handle, start=1):
+            line = _decode(raw.removeprefix(b"\xef\xbb\xbf") if line_number == 1 else raw)
             if not line.strip():
                 continue
-            try:
-                value = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(path, None, None, f"malformed JSON: {error.msg}", line=line_number) from None
-            yield _record(path, index, value, line=line_number)
+            yield _parse_record(path, index, line, line=line_number)
             index += 1
 
 
-def _read_json(path: Path) -> Iterator[dict[str, Any]]:
+def _read_json(path: Path) -> Iterator[dict[str, Any] | DataError]:
     """A JSON list of objects, or an object whose "data" member is that list."""
+    text = _decode(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
     try:
-        with path.open(encoding="utf-8-sig") as handle:
-            document = json.load(handle)
+        document = _loads(text)
     except json.JSONDecodeError as error:
         raise DataError(path, None, None, f"malformed JSON: {error.msg}", line=error.lineno) from None
+    except _TooDeep:
+        # Some row is nested too deeply for the parser: find the rows without parsing, then parse each.
+        spans = _row_spans(text)
+        if spans is None:
+            raise DataError(path, None, None, f"is nested more than {MAX_NESTING} levels deep") from None
+        for index, (start, end) in enumerate(spans):
+            yield _parse_record(path, index, text[start:end], line=text.count("\n", 0, start) + 1)
+        return
     if isinstance(document, dict) and isinstance(document.get("data"), list):
         document = document["data"]
     if not isinstance(document, list):
@@ -151,9 +226,39 @@ def _read_json(path: Path) -> Iterator[dict[str, Any]]:
         yield _record(path, index, value)
 
 
-def _read_csv(path: Path) -> Iterator[dict[str, Any]]:
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.DOTALL)
+
+
+def _row_spans(text: str) -> list[tuple[int, int]] | None:
+    """(start, end) of each item of the document's row list (the top-level list, or the list under the
+    top-level "data" key), found by matching brackets only; None when the document has no such list."""
+    depth, key, start, spans, rows_depth = 0, None, 0, [], None
+    tokens = list(_JSON_TOKEN.finditer(text))
+    for position, match in enumerate(tokens):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            opens_rows = token == "[" and (depth == 1 or (depth == 2 and key == '"data"'))
+            if opens_rows and rows_depth is None:
+                rows_depth, start = depth, match.end()
+        elif token in "]}":
+            if depth == rows_depth:
+                if text[start : match.start()].strip():
+                    spans.append((start, match.start()))
+                return spans
+            depth -= 1
+        elif token == "," and depth == rows_depth:
+            spans.append((start, match.start()))
+            start = match.end()
+        elif token.startswith('"') and depth == 1:
+            following = tokens[position + 1].group() if position + 1 < len(tokens) else ""
+            key = token if following == ":" else key
+    return None
+
+
+def _read_csv(path: Path) -> Iterator[dict[str, Any] | DataError]:
     """A header line, then one row per record; every value arrives as text (see `coerce_value`)."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
@@ -161,23 +266,60 @@ def _read_csv(path: Path) -> Iterator[dict[str, Any]]:
         duplicates = sorted({name for name in header if header.count(name) > 1})
         if duplicates:
             raise DataError(path, None, None, f"the header names column(s) {duplicates} more than once")
-        for index, cells in enumerate(reader):
+        index = 0
+        while True:
+            try:
+                cells = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as error:  # e.g. a cell over the csv module's size limit: this row only
+                yield DataError(path, index, None, f"is not a readable CSV row: {error}", line=reader.line_num)
+                index += 1
+                continue
             if len(cells) > len(header):
-                raise DataError(path, index, None, f"has {len(cells)} cells but the header names {len(header)}")
-            # A short row lacks its last fields: they are missing, not empty text (zip stops early).
-            yield dict(zip(header, cells, strict=False))
+                yield DataError(path, index, None, f"has {len(cells)} cells but the header names {len(header)}")
+            else:
+                # A short row lacks its last fields: they are missing, not empty text (zip stops early).
+                yield dict(zip(header, cells, strict=False))
+            index += 1
 
 
-def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
+def _read_parquet(path: Path) -> Iterator[dict[str, Any] | DataError]:
     try:
+        import pyarrow
         import pyarrow.parquet as parquet
     except ImportError:
         raise DataError(path, None, None, "reading .parquet files needs pyarrow: pip install pyarrow") from None
-    for batch in parquet.ParquetFile(path).iter_batches():
-        yield from batch.to_pylist()
+    try:
+        batches = parquet.ParquetFile(path).iter_batches()
+        index = 0
+        for batch in batches:
+            yield from _arrow_rows(path, index, batch)
+            index += batch.num_rows
+    except pyarrow.ArrowException as error:
+        raise DataError(path, None, None, f"cannot be read as Parquet: {error}") from None
 
 
-def _read_hf_dataset(path: Path) -> Iterator[dict[str, Any]]:
+def _arrow_rows(path: Path, first: int, batch: Any) -> list[dict[str, Any] | DataError]:
+    """A record batch as dicts; when the batch does not convert (a string that is not UTF-8, ...), row by
+    row and column by column, so the error names the row and field."""
+    try:
+        return batch.to_pylist()
+    except Exception:  # noqa: BLE001 - located below
+        pass
+    rows: list[dict[str, Any] | DataError] = []
+    for offset in range(batch.num_rows):
+        row, problem = {}, None
+        for name in batch.schema.names:
+            try:
+                row[name] = batch.column(name).slice(offset, 1).to_pylist()[0]
+            except Exception as error:  # noqa: BLE001 - this value only
+                problem = problem or DataError(path, first + offset, name, f"cannot be read: {error}")
+        rows.append(problem or row)
+    return rows
+
+
+def _read_hf_dataset(path: Path) -> Iterator[dict[str, Any] | DataError]:
     """A dataset written by `datasets.Dataset.save_to_disk`; a DatasetDict must hold exactly one split."""
     if not any((path / marker).exists() for marker in _HF_MARKERS):
         raise DataError(path, None, None, "is a directory but not a Hugging Face dataset saved with save_to_disk")
@@ -187,7 +329,10 @@ def _read_hf_dataset(path: Path) -> Iterator[dict[str, Any]]:
         raise DataError(
             path, None, None, "reading a saved Hugging Face dataset needs it: pip install datasets"
         ) from None
-    dataset = load_from_disk(str(path))
+    try:
+        dataset = load_from_disk(str(path))
+    except Exception as error:  # noqa: BLE001 - datasets raises many kinds for a damaged directory
+        raise DataError(path, None, None, f"cannot be read as a saved Hugging Face dataset: {error}") from None
     if isinstance(dataset, DatasetDict):
         splits = list(dataset)
         if len(splits) != 1:
@@ -198,8 +343,52 @@ def _read_hf_dataset(path: Path) -> Iterator[dict[str, Any]]:
                 f"holds splits {splits}; pass one split's directory, e.g. {path / splits[0]}",
             )
         dataset = dataset[splits[0]]
-    for item in dataset:
-        yield dict(item)
+    yield from _dataset_rows(path, dataset)
+
+
+def _dataset_rows(path: Path, dataset: Any) -> Iterator[dict[str, Any] | DataError]:
+    for index in range(len(dataset)):
+        try:
+            yield dict(dataset[index])
+        except Exception as error:  # noqa: BLE001 - this row only (e.g. a string that is not UTF-8)
+            yield DataError(path, index, None, f"cannot be read: {error}")
+
+
+def _check_values(path: Path, index: int, values: dict[str, Any]) -> None:
+    """Raise a DataError naming the field of the row's first value that is not valid data."""
+    for name in values:
+        _check_text(path, index, "(a field name)", str(name))
+    for name, value in values.items():
+        # Iterative, so a deep value cannot exhaust the recursion that this check guards.
+        stack: list[tuple[Any, str, int]] = [(value, str(name), 1)]
+        while stack:
+            item, field, depth = stack.pop()
+            if isinstance(item, str):
+                _check_text(path, index, field, item)
+            elif isinstance(item, _HugeNumber):
+                digits = len(item.digits.lstrip("+-"))
+                raise DataError(path, index, field, f"is a number of {digits} digits; more than 4300 are not read")
+            elif isinstance(item, (dict, list, tuple)):
+                if depth >= MAX_NESTING:  # named by its top-level field: a path 100 levels long helps nobody
+                    raise DataError(path, index, str(name), f"is nested more than {MAX_NESTING} levels deep")
+                if isinstance(item, dict):
+                    for key in item:
+                        _check_text(path, index, f"{field} (a key)", str(key))
+                    stack.extend((inner, f"{field}.{key}", depth + 1) for key, inner in reversed(item.items()))
+                else:
+                    stack.extend((inner, f"{field}[{i}]", depth + 1) for i, inner in reversed(list(enumerate(item))))
+
+
+def _check_text(path: Path, index: int, field: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        char = ord(text[error.start])
+        if 0xDC80 <= char <= 0xDCFF:  # surrogateescape's stand-in for an undecodable byte
+            message = f"is not valid UTF-8 text (byte 0x{char - 0xDC00:02x} at character {error.start})"
+        else:
+            message = f"contains a lone surrogate U+{char:04X} at character {error.start}, which is not valid text"
+        raise DataError(path, index, field, message) from None
 
 
 def _map_columns(values: dict[str, Any], columns: Mapping[str, str], path: Path, index: int) -> dict[str, Any]:
@@ -293,9 +482,15 @@ class _Coercion:
         """Accept the value itself or, for text (a CSV cell), the JSON it encodes."""
         if isinstance(value, str):
             try:
-                value = json.loads(value)
+                value = _loads(value)
             except json.JSONDecodeError:
                 raise self.fail(field, f"must be {typ}, got text that is not JSON: {_preview(value)}") from None
+            except _TooDeep:
+                raise self.fail(field, f"holds JSON nested more than {MAX_NESTING} levels deep") from None
+            try:
+                _check_values(Path(self.path), self.row, {field: value})
+            except DataError as error:
+                raise self.fail(error.field or field, f"holds JSON that {error.message}") from None
         if kind is list and isinstance(value, tuple):
             value = list(value)
         if not isinstance(value, kind):
@@ -321,7 +516,10 @@ def _to_int(value: Any) -> int | None:
     if isinstance(value, float):
         return int(value) if value.is_integer() else None
     if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-        return int(value.strip())
+        try:
+            return int(value.strip())
+        except ValueError:  # more digits than Python reads
+            return None
     return None
 
 
@@ -370,3 +568,30 @@ def _describe(value: Any) -> str:
 
 def _preview(text: str, width: int = 40) -> str:
     return repr(text if len(text) <= width else text[: width - 3] + "...")
+
+
+def fingerprint(path: PathLike) -> str:
+    """The sha256 (hex) of a data file's bytes, or of a dataset directory's files (names and bytes).
+
+    Raises DataError when the path does not exist or cannot be read.
+    """
+    source = Path(path)
+    digest = hashlib.sha256()
+    try:
+        if source.is_dir():
+            for file in sorted(item for item in source.rglob("*") if item.is_file()):
+                digest.update(str(file.relative_to(source)).encode("utf-8", "surrogateescape") + b"\0")
+                _hash_file(digest, file)
+        else:
+            _hash_file(digest, source)
+    except FileNotFoundError:
+        raise DataError(source, None, None, "file not found") from None
+    except OSError as error:
+        raise DataError(source, None, None, f"cannot be read: {error.strerror or error}") from None
+    return digest.hexdigest()
+
+
+def _hash_file(digest: Any, file: Path) -> None:
+    with file.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)

@@ -4,12 +4,21 @@ Output safety: an existing output is never overwritten unless `overwrite=True`; 
 records already written are kept and only the missing (row, replica) pairs run. A run killed at any moment
 (SIGKILL included) leaves at most one partial last line, which resume drops; every complete line is a
 whole record (each chunk is written, flushed and fsync'ed before the next chunk starts).
+
+Resume only continues the same run: before the first record, a header `OUT.run.json` records what
+decides the records (harness and data fingerprints, banks, overrides, model, engine, seed, samples, ...);
+`resume=True` compares it with the current options and refuses a mismatch, naming what differs. Only
+`limit` may grow (the first rows' records stay valid).
+
+Bad rows are that row's problem: a row that cannot be read or typed becomes a record with a
+`data-error` failure naming file, row and field (`RunSummary.data_errors`), and the other rows run.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -20,10 +29,10 @@ from typing import Any
 from harnessc import ir
 from harnessc.compiler import compile_file
 from harnessc.engines.base import Engine
-from harnessc.runtime.data import coerce_row, load_rows
+from harnessc.runtime.data import DataError, coerce_row, fingerprint, load_rows
 from harnessc.runtime.executor import EngineCallStats, StageSynchronousExecutor
 from harnessc.runtime.program import Program
-from harnessc.runtime.trace import ExampleRecord
+from harnessc.runtime.trace import ExampleRecord, Failure
 from harnessc.types import make_optional
 
 
@@ -75,6 +84,7 @@ class RunSummary:
     engine_seconds: dict[str, float]
     seconds: float
     generated_tokens_this_run: int
+    data_errors: list[str] = field(default_factory=list)  # rows of this run's data that could not be used
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -92,15 +102,25 @@ def load_examples(
     limit: int | None = None,
     columns: Mapping[str, str] | None = None,
     require_oracles: bool = False,
+    errors: list[DataError] | None = None,
 ) -> list[tuple[int, dict[str, Any]]]:
     """The data rows as typed inputs. Oracle inputs may be missing at inference (they are for grading);
-    training (`require_oracles`) needs them."""
+    training (`require_oracles`) needs them.
+
+    A bad row raises its DataError, or, when `errors` is given, is appended there and left out."""
     types = {
         item.name: make_optional(item.type) if item.optional or (item.oracle and not require_oracles) else item.type
         for item in harness.inputs
     }
-    rows = load_rows(data, limit=limit, columns=columns)
-    return [(row.index, coerce_row(row, types, path=data)) for row in rows]
+    examples = []
+    for row in load_rows(data, limit=limit, columns=columns, errors=errors):
+        try:
+            examples.append((row.index, coerce_row(row, types, path=data)))
+        except DataError as error:
+            if errors is None:
+                raise
+            errors.append(error)
+    return examples
 
 
 def load_banks(harness: ir.Harness, files: Mapping[str, str], evaluate_entry) -> dict[str, Any]:
@@ -125,16 +145,141 @@ def load_banks(harness: ir.Harness, files: Mapping[str, str], evaluate_entry) ->
 # ---- output --------------------------------------------------------------------------------------------------
 
 
-def prepare_output(path: Path, *, resume: bool, overwrite: bool) -> set[tuple[int, int]]:
-    """The (row, replica) pairs already done. Drops a partial last line left by a killed run."""
-    if not path.exists():
+# Engine options that change speed or memory, never the records: a resumed run may change them.
+PERFORMANCE_ONLY_ENGINE_OPTIONS = frozenset(
+    {"batch_size", "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "enforce_eager", "device"}
+)
+
+
+def header_path(out: Path) -> Path:
+    """Where a run's header lives: next to its output, `OUT.run.json`."""
+    return out.with_name(out.name + ".run.json")
+
+
+def run_identity(options: RunOptions, harness: ir.Harness | None = None) -> dict[str, Any]:
+    """What decides a run's records, as JSON data: a resumed run must match it (see `check_same_run`).
+    With `harness`, the files its banks declare (`file` settings) are fingerprinted too."""
+    from harnessc.engines import available_engines
+
+    bank_files = {bank.name: bank.file for bank in (harness.banks if harness else ()) if bank.file}
+    bank_files.update(options.banks)
+    banks = {name: {"path": path, "sha256": fingerprint(path)} for name, path in sorted(bank_files.items())}
+    return {
+        "harness": {"path": options.harness, "sha256": fingerprint(options.harness)},
+        "data": {"path": options.data, "sha256": fingerprint(options.data)},
+        "banks": banks,
+        "overrides": dict(sorted(options.overrides.items())),
+        "columns": dict(sorted(options.columns.items())),
+        "builtins": list(options.builtins),
+        "model": options.model or "default",
+        "engine": options.engine or next(iter(available_engines()), None),
+        "engine_options": {
+            key: value
+            for key, value in sorted(options.engine_options.items())
+            if key not in PERFORMANCE_ONLY_ENGINE_OPTIONS
+        },
+        "student_only": options.student_only,
+        "samples": options.samples,
+        "seed": options.seed,
+        "max_tokens": options.default_max_tokens,
+        "limit": options.limit,
+    }
+
+
+def check_same_run(out: Path, saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+    """Raise RunError naming every setting in which `current` differs from the run that wrote `out`."""
+    differences = []
+    for key in sorted(set(saved) | set(current)):
+        before, now = saved.get(key), current.get(key)
+        if key == "limit":
+            if before is not None and (now is None or now >= before):
+                continue  # a larger limit only adds rows
+            if before == now:
+                continue
+        elif key in ("harness", "data") and isinstance(before, dict) and isinstance(now, dict):
+            if before.get("sha256") == now.get("sha256"):
+                continue
+            if before.get("path") == now.get("path"):
+                differences.append(f"{key}: {now.get('path')} has changed since the run started")
+            else:
+                differences.append(f"{key}: {before.get('path')} then, {now.get('path')} now (different contents)")
+            continue
+        elif key == "banks" and isinstance(before, dict) and isinstance(now, dict):
+            digests = {name: item.get("sha256") for name, item in before.items()}
+            if digests == {name: item.get("sha256") for name, item in now.items()}:
+                continue
+        if before != now:
+            differences.append(f"{_setting_name(key)}: {json.dumps(before)} then, {json.dumps(now)} now")
+    if differences:
+        raise RunError(
+            f"{out} was written by a different run, so --resume would mix their records:\n  "
+            + "\n  ".join(differences)
+            + "\nstart afresh with --overwrite, or write to another --out"
+        )
+
+
+def _setting_name(key: str) -> str:
+    flags = {"overrides": "--set", "columns": "--map", "banks": "--bank", "builtins": "--builtins"}
+    flags |= {"student_only": "--student-only", "samples": "--n", "max_tokens": "--max-tokens", "limit": "--limit"}
+    flags |= {"engine_options": "engine options", "model": "--model", "engine": "--engine", "seed": "--seed"}
+    return flags.get(key, key)
+
+
+def _write_header(out: Path, identity: Mapping[str, Any]) -> None:
+    """Write the header atomically (a temporary file renamed into place), so it is whole or absent."""
+    path = header_path(out)
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(json.dumps(identity, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(staging, path)
+
+
+def _read_header(out: Path) -> dict[str, Any]:
+    path = header_path(out)
+    try:
+        header = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(
+            f"{out} has no run header ({path.name}), so this cannot be checked to be the same run "
+            "(written by an older harnessc?); start afresh with --overwrite, or write to another --out"
+        ) from None
+    except (OSError, ValueError) as error:
+        raise RunError(f"{path} is not a readable run header ({error}); start afresh with --overwrite") from None
+    if not isinstance(header, dict):
+        raise RunError(f"{path} is not a run header; start afresh with --overwrite")
+    return header
+
+
+def prepare_output(
+    path: Path, *, resume: bool, overwrite: bool, identity: Mapping[str, Any] | None = None
+) -> set[tuple[int, int]]:
+    """The (row, replica) pairs already done. Drops a partial last line left by a killed run.
+
+    With `identity` (see `run_identity`), a new output gets its header, and a resumed one must match the
+    header it has (RunError otherwise, before anything is changed)."""
+    if path.is_dir():
+        raise RunError(f"--out {path} is a directory; name a file, e.g. {path / 'records.jsonl'}")
+    if path.exists() and not overwrite:
+        if not resume:
+            raise RunError(f"{path} exists; pass --resume to continue that run or --overwrite to replace it")
+        if identity is not None:
+            saved = _read_header(path)
+            check_same_run(path, saved, identity)
+            if saved.get("limit") != identity.get("limit"):
+                _write_header(path, identity)  # the limit grew
+        return _done_pairs(path)
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return set()
-    if overwrite:
-        path.unlink()
-        return set()
-    if not resume:
-        raise RunError(f"{path} exists; pass --resume to continue that run or --overwrite to replace it")
+        if path.exists():
+            path.unlink()
+        if identity is not None:
+            _write_header(path, identity)  # before the output: an output never exists without its header
+        path.touch()
+    except OSError as error:
+        raise RunError(f"cannot write the output {path}: {error.strerror or error}") from None
+    return set()
+
+
+def _done_pairs(path: Path) -> set[tuple[int, int]]:
     done: set[tuple[int, int]] = set()
     data = path.read_bytes()
     keep = data.rfind(b"\n") + 1  # everything after the last newline is a line cut off mid-write
@@ -153,11 +298,50 @@ def prepare_output(path: Path, *, resume: bool, overwrite: bool) -> set[tuple[in
 
 
 def append_records(path: Path, records: Sequence[ExampleRecord]) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(record.model_dump_json() + "\n")
+    """Append one JSON line per record, then flush and fsync. A record that cannot be written as JSON
+    (text with lone surrogates, say) is written with that text repaired, never dropped with its chunk."""
+    lines = b"".join(_record_line(record) for record in records)
+    with path.open("ab") as handle:
+        handle.write(lines)
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def _record_line(record: ExampleRecord) -> bytes:
+    try:
+        return (record.model_dump_json() + "\n").encode("utf-8")
+    except (ValueError, RecursionError):  # pydantic's serialization error is a ValueError
+        pass
+    repaired, count = _replace_surrogates(record.model_dump(mode="python"))
+    note = Failure(
+        stage="output",
+        reason="invalid-text",
+        message=f"{count} lone surrogate(s) in this record's values were replaced with U+FFFD to write it",
+    )
+    try:
+        fixed = ExampleRecord.model_validate(repaired)
+        return (fixed.model_copy(update={"failures": [*fixed.failures, note]}).model_dump_json() + "\n").encode()
+    except (ValueError, RecursionError) as error:
+        failure = Failure(stage="output", reason="output-error", message=f"the record cannot be written: {error}")
+        minimal = ExampleRecord(index=record.index, replica=record.replica, failure=failure, failures=[failure])
+        return (minimal.model_dump_json() + "\n").encode("utf-8")
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _replace_surrogates(value: Any) -> tuple[Any, int]:
+    """`value` with lone surrogates in its strings (and keys) replaced by U+FFFD, and how many there were."""
+    if isinstance(value, str):
+        return _SURROGATES.subn("\ufffd", value)
+    if isinstance(value, dict):
+        pairs = [(_replace_surrogates(key), _replace_surrogates(item)) for key, item in value.items()]
+        fixed = {key: item for (key, _), (item, _) in pairs}
+        return fixed, sum(key_count + item_count for (_, key_count), (_, item_count) in pairs)
+    if isinstance(value, (list, tuple)):
+        items = [_replace_surrogates(item) for item in value]
+        return [item for item, _ in items], sum(count for _, count in items)
+    return value, 0
 
 
 def read_records(path: Path) -> Iterator[ExampleRecord]:
@@ -168,10 +352,19 @@ def read_records(path: Path) -> Iterator[ExampleRecord]:
 
 
 def create_run_engine(options: RunOptions) -> Engine:
-    """The engine a run asks for (`--engine`, `--model`, engine options)."""
-    from harnessc.engines import create_engine
+    """The engine a run asks for (`--engine`, `--model`, engine options).
 
-    return create_engine(options.engine, options.model, **options.engine_options)
+    Raises RunError when the engine cannot start with these options (an unknown or bad engine option, a
+    model that is not there or does not load), EngineUnavailableError when it is not installed."""
+    from harnessc.engines import EngineUnavailableError, create_engine
+
+    try:
+        return create_engine(options.engine, options.model, **options.engine_options)
+    except EngineUnavailableError:
+        raise
+    except (OSError, ValueError, TypeError) as error:  # the options or the model, not our code
+        model = options.model or "the default model"
+        raise RunError(f"cannot start the engine with {model}: {type(error).__name__}: {error}") from None
 
 
 # ---- the run ------------------------------------------------------------------------------------------------------
@@ -186,8 +379,10 @@ def run(
     """Run a harness over a data set (see the module docstring). `progress(done, total, stats)` is called
     after each engine call and each written chunk."""
     from harnessc.builtins.registry import load_user_builtins
+    from harnessc.engines import check_model
 
     started = time.perf_counter()
+    check_model(options.model)
     registry = load_user_builtins(options.builtins)
     harness = compile_file(
         options.harness,
@@ -196,9 +391,23 @@ def run(
         overrides=options.overrides,
         allow_roots=options.allow_roots,
     ).require()
-    examples = load_examples(harness, options.data, limit=options.limit, columns=options.columns)
+    data_errors: list[DataError] = []
+    examples = load_examples(harness, options.data, limit=options.limit, columns=options.columns, errors=data_errors)
+    if not examples and not data_errors:
+        why = "--limit 0 selects no rows" if options.limit == 0 else "has no rows"
+        raise DataError(options.data, None, None, why)
     out = Path(options.out)
-    done = prepare_output(out, resume=options.resume, overwrite=options.overwrite)
+    done = prepare_output(
+        out, resume=options.resume, overwrite=options.overwrite, identity=run_identity(options, harness)
+    )
+    refused = [
+        _data_error_record(error, replica)
+        for error in data_errors
+        for replica in range(options.samples)
+        if (error.row_index, replica) not in done
+    ]
+    if refused:
+        append_records(out, refused)
     pending = [
         (index, inputs, replica)
         for index, inputs in examples
@@ -216,7 +425,7 @@ def run(
     program.banks.update(load_banks(harness, options.banks, program.bank_entry))
     engine_seconds: Counter[str] = Counter()
     generated = 0
-    total = len(examples) * options.samples
+    total = (len(examples) + len(data_errors)) * options.samples
     finished = total - len(pending)
 
     def observe(stats: EngineCallStats) -> None:
@@ -236,9 +445,23 @@ def run(
             finished += len(chunk)
             if progress:
                 progress(finished, total, None)
-    return summarize(
-        harness, out, len(examples), options.samples, dict(engine_seconds), time.perf_counter() - started, generated
+    summary = summarize(
+        harness,
+        out,
+        len(examples) + len(data_errors),
+        options.samples,
+        dict(engine_seconds),
+        time.perf_counter() - started,
+        generated,
     )
+    summary.data_errors = [str(error) for error in data_errors]
+    return summary
+
+
+def _data_error_record(error: DataError, replica: int) -> ExampleRecord:
+    """The record of a row that could not be used: it fails with the data error, the run goes on."""
+    failure = Failure(stage="data", reason="data-error", message=str(error))
+    return ExampleRecord(index=error.row_index or 0, replica=replica, failure=failure, failures=[failure])
 
 
 def summarize(

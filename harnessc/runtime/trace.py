@@ -60,7 +60,9 @@ class StageCall(_Model):
 
 class Failure(_Model):
     stage: str
-    reason: str  # missing-value | builtin-error | engine-error | no-output | evaluation-error
+    # missing-value | builtin-error | engine-error | no-output | evaluation-error | data-error (the row could
+    # not be used) | invalid-text (lone surrogates replaced to write the record) | output-error
+    reason: str
     message: str
 
 
