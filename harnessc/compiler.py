@@ -185,6 +185,7 @@ def _load_imports(
             unread.append(display)
             continue
         diagnostics += _non_snippets(imported)
+        assert target is not None  # read, so resolved
         nested = _load_imports(imported, target.parent, roots, sources, diagnostics, unread, seen | {str(target)})
         snippets.update(nested)
         snippets.update({s.name.name: s for s in imported.items if isinstance(s, ast.SnippetDecl)})

@@ -133,8 +133,9 @@ def static_length(value: ir.Expr, harness: ir.Harness) -> int | None:
         option = stage.prompt.option("n") if isinstance(stage, ir.LlmStage) else None
         samples = _constant(option.value, harness) if option is not None else None
         # An `n` out of range is reported by itself, not again as the repetitions it would cause.
-        is_count = isinstance(samples, int) and not isinstance(samples, bool)
-        return samples if is_count and 1 <= samples <= MAX_SAMPLES else None
+        if isinstance(samples, int) and not isinstance(samples, bool) and 1 <= samples <= MAX_SAMPLES:
+            return samples
+        return None
     return None
 
 

@@ -8,6 +8,7 @@ free functions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -101,7 +102,7 @@ class ExpressionLowering:
 
         diagnostics: list[Diagnostic]
         declarations: dict[str, Any]
-        sources: dict[str, SourceFile]
+        sources: Mapping[str, SourceFile]
         rejected: set[str]
         missing_imports: bool
         output_type: Type

@@ -101,7 +101,7 @@ class _ShiftedSource:
 
     where = "placeholder"  # what "unexpected end of ..." is the end of
 
-    def __init__(self, source: SourceFile, text: str, offsets: tuple[int, ...]) -> None:
+    def __init__(self, source: SourceFile, text: str, offsets: Sequence[int]) -> None:
         self.source = source
         self.offsets = offsets
         self.path = source.path

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -247,7 +248,7 @@ def load_config(
         raise ConfigError([_describe(problem) for problem in error.errors()]) from None
 
 
-def _describe(problem: dict) -> str:
+def _describe(problem: Mapping[str, Any]) -> str:
     where = ".".join(str(part) for part in problem["loc"]) or "config"
     value = problem.get("input")
     shown = "" if isinstance(value, dict) or where == "config" else f" (got {value!r})"
