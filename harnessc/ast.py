@@ -6,7 +6,8 @@ the typed IR; nothing here knows about types or the stage graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Union
 
 from harnessc.source import Span
@@ -23,10 +24,12 @@ class Identifier:
 @_node
 class Text:
     """A decoded string literal. `offsets[i]` is the source offset of `value[i]` (escapes and dedent make
-    the two differ), so that template diagnostics can point inside the string."""
+    the two differ), so that template diagnostics can point inside the string. The offsets are a `range`
+    or an `array` of 64-bit integers, not a tuple: 8 bytes a character at most, for strings of megabytes.
+    They are left out of comparisons (the span tells two literals apart), which an array could not hash."""
 
     value: str
-    offsets: tuple[int, ...]
+    offsets: Sequence[int] = field(compare=False)
     span: Span
     long: bool
 
@@ -69,8 +72,9 @@ class TemplateLiteral:
 
 @_node
 class Number:
-    value: int | float
+    value: int | float  # 0 or 0.0 when out of range: the type as written, the value unknown
     span: Span
+    out_of_range: bool = False  # reported by the parser (number-out-of-range)
 
 
 @_node

@@ -22,6 +22,7 @@ from harnessc.dependencies import (
     top_level_graph,
 )
 from harnessc.diagnostics import Diagnostic, Label, Severity
+from harnessc.limits import check_loop_maxima, check_option_maxima, check_repetitions
 from harnessc.options import CONSTRAINTS
 from harnessc.source import Span
 from harnessc.types import BOOL, FLOAT, INT, TEXT, AnyType, strip_optional
@@ -488,6 +489,59 @@ def check_teacher_differs(harness: ir.Harness, context: CheckContext) -> Iterato
         )
 
 
+def check_thinking_views(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    """The student's and the teacher's prompts should open the assistant turn alike: a thinking template
+    opens it differently per switch (`assistant\n<think>\n\n</think>\n\n` with thinking off). The trainer
+    makes the teacher continue from the student's opening, but a teacher stage that *ran* with another
+    switch wrote its answer in another mode than the one the student is trained in."""
+    student = harness.student
+    if student is None or context.purpose == "run":
+        return
+    wanted = _thinking(student, harness)
+    for what, prompt, anchor in _teacher_prompts(harness):
+        found = _thinking(prompt, harness)
+        if found == wanted:
+            continue
+        option = prompt.option("thinking")
+        student_option = student.option("thinking")
+        yield Diagnostic(
+            code="thinking-mismatch",
+            message=f"the student view's thinking switch ({_switch(wanted)}) differs from that of {what} "
+            f"({_switch(found)})",
+            span=option.value.span if option is not None else anchor,
+            label=f"thinking {_switch(found)}",
+            labels=(
+                Label(student_option.value.span if student_option else student.span, f"thinking {_switch(wanted)}"),
+            ),
+            hints=(
+                "the completion is scored after the student's assistant-turn opening; give both views the same "
+                "`thinking` setting (or use `teacher_template_kwargs` / `student_template_kwargs` in training)",
+            ),
+        )
+
+
+def _teacher_prompts(harness: ir.Harness) -> Iterator[tuple[str, ir.Prompt, Span]]:
+    teacher = harness.teacher
+    if isinstance(teacher, ir.Prompt):
+        yield "the teacher view", teacher, teacher.span
+    elif isinstance(teacher, ir.TeacherChain):
+        for stage in harness.llm_stages():
+            if stage.name in teacher.stages:
+                yield f"teacher stage `{stage.name}`", stage.prompt, stage.name_span
+                if stage.fallback is not None:
+                    yield f"the fallback of `{stage.name}`", stage.fallback, stage.fallback.span
+
+
+def _thinking(prompt: ir.Prompt, harness: ir.Harness) -> object:
+    """The prompt's constant `thinking` value; None when unset (the template's default)."""
+    option = prompt.option("thinking")
+    return None if option is None else constant_value(option.value, harness)
+
+
+def _switch(value: object) -> str:
+    return "unset: the template's default" if value is None else ("on" if value else "off")
+
+
 def _without_spans(node) -> object:
     data = ir.to_json(node)
 
@@ -601,9 +655,13 @@ CHECKS = (
     check_student_view,
     check_oracle_at_inference,
     check_teacher_differs,
+    check_thinking_views,
     check_training_views,
     check_output,
     check_bank_filters,
+    check_option_maxima,
+    check_loop_maxima,
+    check_repetitions,
 )
 
 

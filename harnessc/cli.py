@@ -38,7 +38,9 @@ def _compile(args: argparse.Namespace, path: str, purpose: str = "any"):
     from harnessc.compiler import compile_file
 
     registry = load_user_builtins(args.builtins)
-    return compile_file(path, registry=registry, purpose=purpose, overrides=args.overrides)
+    return compile_file(
+        path, registry=registry, purpose=purpose, overrides=args.overrides, allow_roots=args.allow_roots
+    )
 
 
 def _print_diagnostics(diagnostics, sources, fmt: str) -> None:
@@ -150,6 +152,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="MODULE",
         help="import MODULE to register user built-ins (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-root",
+        dest="allow_roots",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also let imports read harness files under DIR (repeatable); by default imports stay inside "
+        "the harness's own folder tree",
     )
 
 

@@ -33,6 +33,7 @@ _ALL = [
         ("unreadable-file", "the file cannot be read"),
         ("invalid-encoding", "the file is not valid UTF-8"),
         ("syntax-error", "the text does not follow the grammar"),
+        ("number-out-of-range", "a number literal or `--set` value beyond 64-bit integers or finite decimals"),
         ("unexpected-character", "a character that no token of the language starts with"),
         ("unterminated-string", "a string literal is never closed"),
         ("unclosed-delimiter", "a `{`, `(` or `[` is never closed"),
@@ -40,6 +41,10 @@ _ALL = [
         ("missing-header", "a harness file must start with `harness NAME`"),
         ("import-not-found", "an imported file does not exist"),
         ("import-content", "an imported file may only declare snippets"),
+        ("path-outside-root", "an import or bank file outside the harness's folder tree and the allowed roots"),
+        ("not-a-regular-file", "a device, named pipe or other special file named as a harness source"),
+        ("file-too-large", "a harness source larger than the limit (2 MiB)"),
+        ("not-harness-source", "an imported file that is not harness text (binary, not UTF-8, not `*.harness`)"),
         # names and types
         ("duplicate-definition", "a name, view or option is defined twice"),
         ("unknown-name", "a name that is not declared"),
@@ -67,6 +72,7 @@ _ALL = [
         ("empty-prompt", "an LLM stage or view without messages"),
         ("message-order", "a system message after others, or a prompt not ending with a user message"),
         ("invalid-option-value", "a sampling option out of range"),
+        ("limit-exceeded", "snippets or nested iterations that expand beyond the language's limits"),
         ("conflicting-constraints", "more than one output constraint on a stage"),
         ("invalid-regex", "a `regex` constraint that does not compile"),
         ("invalid-json-schema", "a `json` constraint that is not a JSON object"),
@@ -86,6 +92,7 @@ _ALL = [
         Level.WARNING,
         ("unused-stage", "a stage that nothing reads"),
         ("teacher-equals-student", "a teacher view identical to the student view (zero loss)"),
+        ("thinking-mismatch", "the student and teacher prompts use different thinking switches"),
     ),
 ]
 

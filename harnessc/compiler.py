@@ -13,7 +13,8 @@ import contextlib
 import dataclasses
 import gc
 import json
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,9 +22,11 @@ from harnessc import ast, ir
 from harnessc.builtins.registry import Registry, default_registry
 from harnessc.checker import CheckContext, run_checks
 from harnessc.diagnostics import CompileError, Diagnostic, sorted_unique
+from harnessc.limits import float_in_range, int_in_range
 from harnessc.lower import lower_module
-from harnessc.parser import parse_module
-from harnessc.source import SourceFile
+from harnessc.parser import number_out_of_range, parse_module
+from harnessc.reading import Refusal, Roots, check_text_size, read_import, read_source
+from harnessc.source import SourceFile, Span
 from harnessc.types import TEXT, ListOf, Scalar, Type, strip_optional
 
 
@@ -51,15 +54,17 @@ def compile_file(
     registry: Registry | None = None,
     purpose: str = "any",
     overrides: Mapping[str, str] | None = None,
+    allow_roots: Sequence[str | Path] = (),
 ) -> Compilation:
     """Compile a `.harness` file (see `compile_source`)."""
-    path = Path(path)
     display = str(path)
-    sources: dict[str, SourceFile] = {}
-    source, problem = _read_source(path, display)
+    source, refusal = read_source(path, display)
     if source is None:
-        return Compilation(None, [problem], sources)
-    return compile_source(source.text, display, registry=registry, purpose=purpose, overrides=overrides)
+        assert refusal is not None  # read_source gives a source or the reason for none
+        return Compilation(None, [_file_diagnostic(refusal, display)], {})
+    return compile_source(
+        source.text, display, registry=registry, purpose=purpose, overrides=overrides, allow_roots=allow_roots
+    )
 
 
 def compile_source(
@@ -69,14 +74,20 @@ def compile_source(
     registry: Registry | None = None,
     purpose: str = "any",
     overrides: Mapping[str, str] | None = None,
+    allow_roots: Sequence[str | Path] = (),
 ) -> Compilation:
     """Parse, lower and check `text`. Never raises for bad input: every problem is a diagnostic.
 
     `purpose` is "train", "run" or "any" (see CheckContext); `overrides` maps parameter names to values
-    as written on a command line (`--set k=3`), applied before the checks.
+    as written on a command line (`--set k=3`), applied before the checks. Imports resolve inside the
+    folder tree of `path` and the `allow_roots` folders only (see harnessc/reading.py).
     """
+    too_large = check_text_size(text, path)
+    if too_large is not None:
+        return Compilation(None, [_file_diagnostic(too_large, path)], {})
+    roots = Roots.around(path, allow_roots)
     with _without_cyclic_gc():
-        return _compile_source(text, path, registry=registry, purpose=purpose, overrides=overrides)
+        return _compile_source(text, path, registry=registry, purpose=purpose, overrides=overrides, roots=roots)
 
 
 @contextlib.contextmanager
@@ -94,7 +105,13 @@ def _without_cyclic_gc() -> Iterator[None]:
 
 
 def _compile_source(
-    text: str, path: str, *, registry: Registry | None, purpose: str, overrides: Mapping[str, str] | None
+    text: str,
+    path: str,
+    *,
+    registry: Registry | None,
+    purpose: str,
+    overrides: Mapping[str, str] | None,
+    roots: Roots,
 ) -> Compilation:
     registry = registry or default_registry()
     source = SourceFile(path, text)
@@ -112,8 +129,9 @@ def _compile_source(
                 hints=('begin the file with e.g. `harness plan_solve "what it is for"`',),
             )
         )
-    snippets = _load_imports(module, Path(path).parent, sources, diagnostics)
-    harness, lowering = lower_module(module, snippets, sources, registry)
+    unread: list[str] = []
+    snippets = _load_imports(module, Path(path).parent, roots, sources, diagnostics, unread)
+    harness, lowering = lower_module(module, snippets, sources, registry, missing_imports=bool(unread), roots=roots)
     diagnostics += lowering
     if overrides:
         harness, problems = apply_overrides(harness, overrides)
@@ -123,25 +141,13 @@ def _compile_source(
     return Compilation(harness, sorted_unique(diagnostics), sources)
 
 
-def _read_source(path: Path, display: str) -> tuple[SourceFile | None, Diagnostic | None]:
-    empty = SourceFile(display, "")
-    try:
-        data = path.read_bytes()
-    except (OSError, ValueError) as error:  # ValueError: a path with a NUL character
-        reason = getattr(error, "strerror", None) or str(error)
-        return None, Diagnostic(code="unreadable-file", message=f"cannot read {display}: {reason}", span=empty.span(0))
-    try:
-        return SourceFile(display, data.decode("utf-8")), None
-    except UnicodeDecodeError as error:
-        prefix = data[: error.start].decode("utf-8", errors="replace")
-        located = SourceFile(display, prefix + "\ufffd")
-        return None, Diagnostic(
-            code="invalid-encoding",
-            message=f"{display} is not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})",
-            span=located.span(len(prefix), len(prefix) + 1),
-            label="invalid byte",
-            hints=("save the file as UTF-8",),
-        )
+def _file_diagnostic(refusal: Refusal, display: str) -> Diagnostic:
+    """A refusal of the file named on the command line, at its top (invalid-encoding: at the invalid
+    byte). The file's text is not among the sources, so no line of it is ever printed."""
+    offset, line, column = refusal.position
+    span = Span(display, offset, offset + 1, line, column, line, column + 1)
+    label = "invalid byte" if refusal.code == "invalid-encoding" else ""
+    return Diagnostic(code=refusal.code, message=refusal.message, span=span, label=label, hints=refusal.hints)
 
 
 # ---- imports ------------------------------------------------------------------------------------------------
@@ -150,43 +156,56 @@ def _read_source(path: Path, display: str) -> tuple[SourceFile | None, Diagnosti
 def _load_imports(
     module: ast.Module,
     directory: Path,
+    roots: Roots,
     sources: dict[str, SourceFile],
     diagnostics: list[Diagnostic],
+    unread: list[str],
     seen: frozenset[str] = frozenset(),
 ) -> dict[str, ast.SnippetDecl]:
-    """Snippets from `import "file"` declarations (relative to the importing file), recursively."""
+    """Snippets from `import "file"` declarations (relative to the importing file), recursively. Only
+    harness sources inside `roots` are read (harnessc/reading.py); a refusal is reported at the import.
+    Imports refused or unparsable are added to `unread`: the snippets they may declare are unknown."""
     snippets: dict[str, ast.SnippetDecl] = {}
     for item in module.items:
         if not isinstance(item, ast.Import):
             continue
-        try:
-            target = (directory / item.path.value).resolve()
-        except (OSError, ValueError, RuntimeError):  # a NUL in the path, a symlink loop: reported when read
-            target = directory / item.path.value
         display = str(directory / item.path.value)
-        if str(target) in seen or display in sources:
+        if display in sources or _real_path(directory / item.path.value) in seen:
             continue  # already imported (or an import cycle): each file's snippets are taken once
-        source, problem = _read_source(target, display)
+        target, source, refusal = read_import(directory, item.path.value, roots)
         if source is None:
-            diagnostics.append(
-                Diagnostic(
-                    code="import-not-found",
-                    message=f"cannot import {item.path.value!r}: {problem.message}",
-                    span=item.path.span,
-                    label="imported here",
-                )
-            )
+            assert refusal is not None  # read_import gives a source or the reason for none
+            diagnostics.append(_import_diagnostic(item, refusal))
+            unread.append(display)
             continue
         sources[display] = source
         imported, errors = parse_module(source)
         diagnostics += errors
         if imported is None:
+            unread.append(display)
             continue
         diagnostics += _non_snippets(imported)
-        nested = _load_imports(imported, target.parent, sources, diagnostics, seen | {str(target)})
+        nested = _load_imports(imported, target.parent, roots, sources, diagnostics, unread, seen | {str(target)})
         snippets.update(nested)
         snippets.update({s.name.name: s for s in imported.items if isinstance(s, ast.SnippetDecl)})
     return snippets
+
+
+def _real_path(path: Path) -> str:
+    try:
+        return os.path.realpath(path)
+    except (OSError, ValueError):  # a NUL in the path: read_import reports it
+        return str(path)
+
+
+def _import_diagnostic(item: ast.Import, refusal: Refusal) -> Diagnostic:
+    return Diagnostic(
+        code=refusal.code,
+        message=f"cannot import {item.path.value!r}: {refusal.reason or refusal.message}",
+        span=item.path.span,
+        label="imported here",
+        hints=refusal.hints,
+    )
 
 
 def _non_snippets(module: ast.Module) -> list[Diagnostic]:
@@ -237,12 +256,17 @@ def apply_overrides(harness: ir.Harness, overrides: Mapping[str, str]) -> tuple[
                 )
             )
             continue
-        value = _parse_override(raw, param.type)
+        try:
+            value = _parse_override(raw, param.type)
+        except _OutOfRange as error:
+            text = error.args[0]
+            problems.append(number_out_of_range(text, any(char in text for char in ".eEnN"), span))
+            continue
         if value is None:
             problems.append(
                 Diagnostic(
                     code="invalid-override",
-                    message=f"parameter `{name}` is {param.type}; cannot read {raw!r} as that",
+                    message=f"parameter `{name}` is {param.type}; cannot read {_shorten(raw)!r} as that",
                     span=span,
                     label=f"expected {param.type}",
                 )
@@ -253,13 +277,44 @@ def apply_overrides(harness: ir.Harness, overrides: Mapping[str, str]) -> tuple[
     return dataclasses.replace(harness, params=tuple(params.values())), problems
 
 
+def _shorten(raw: str) -> str:
+    """A command-line value as a message quotes it: long ones (a whole file pasted in) are cut."""
+    return raw if len(raw) <= 60 else f"{raw[:40]}...{raw[-10:]}"
+
+
+class _OutOfRange(ValueError):
+    """A number in a `--set` value beyond the ranges of harnessc.limits (args: the number as written)."""
+
+
+def _bounded_int(text: str) -> int:
+    value = int_in_range(text)
+    if value is None:
+        raise _OutOfRange(text)
+    return value
+
+
+def _bounded_float(text: str) -> float:
+    value = float_in_range(text)
+    if value is None:
+        raise _OutOfRange(text)
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise _OutOfRange(text)  # NaN, Infinity and -Infinity, which Python's json accepts
+
+
 def _parse_override(raw: str, typ: Type):
+    """The value of a `--set` string for a parameter of type `typ`, or None if it is not one; raises
+    _OutOfRange for a number beyond the language's ranges (checked before any conversion)."""
     typ = strip_optional(typ)
     if typ == TEXT:
         return raw
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
+        value = json.loads(raw, parse_int=_bounded_int, parse_float=_bounded_float, parse_constant=_no_constant)
+    except _OutOfRange:
+        raise
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read
         return None
     return _to_value(value, typ)
 

@@ -113,15 +113,33 @@ def _snippet(span: Span, message: str, source: SourceFile | None, gutter: str, s
         return []
     text = source.line_text(span.line)
     width = (span.end_column - span.column) if span.end_line == span.line else len(text) - span.column + 1
+    text, column, width = _window(text, span.column, width)
     carets = ("^" if style != "blue" else "-") * max(1, width)
     number = str(span.line).rjust(len(gutter))
-    marker = " " * (span.column - 1) + carets + (f" {message}" if message else "")
+    marker = " " * (column - 1) + carets + (f" {message}" if message else "")
     bar = paint("|", "blue")
     return [
         f"{gutter} {bar}",
         f"{paint(number, 'blue')} {bar} {text}".rstrip(),
         f"{gutter} {bar} {paint(marker, style)}",
     ]
+
+
+# The most characters of one source line shown: a diagnostic on a long line (a generated file, a huge
+# literal) shows the part around its span, so that output stays small whatever the input.
+_SHOWN = 200
+
+
+def _window(text: str, column: int, width: int) -> tuple[str, int, int]:
+    """The part of `text` shown around 1-based `column`, with the column and caret width inside it."""
+    if len(text) <= _SHOWN:
+        return text, column, width
+    start = max(0, min(column - 1 - _SHOWN // 4, len(text) - _SHOWN))
+    prefix = "..." if start else ""
+    suffix = "..." if start + _SHOWN < len(text) else ""
+    column = column - start + len(prefix)
+    width = max(1, min(width, len(prefix) + _SHOWN - column + 1))
+    return prefix + text[start : start + _SHOWN] + suffix, column, width
 
 
 def render_all(diagnostics: Iterable[Diagnostic], sources: Mapping[str, SourceFile], *, color: bool = False) -> str:

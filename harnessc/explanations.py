@@ -14,6 +14,7 @@ compiled from a temporary directory, whose path is left out of the output.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
@@ -29,6 +30,8 @@ class Explanation:
     fix: str  # one or two sentences
     purpose: str = "run"  # checked as for `harnessc check --for PURPOSE` (run: no training-view warnings)
     files: tuple[tuple[str, str], ...] = ()  # other files beside the example: (relative path, text)
+    pipes: tuple[str, ...] = ()  # named pipes (FIFOs) beside the example
+    large_files: tuple[str, ...] = ()  # files beside the example, of comments, just over the size limit
     overrides: tuple[tuple[str, str], ...] = ()  # `--set NAME=VALUE` options
     encoding: str = "utf-8"  # how the example file is saved
     exists: bool = True  # False: the example file is missing (nothing is written)
@@ -52,6 +55,20 @@ _SOLVE = """
               user "Problem: {question}"
               max_tokens 1024
             }
+"""
+
+_IMPORTING = """
+            import "{path}"
+
+            input question: text
+
+            llm solve {{
+              system MATH_EXPERT
+              user "Problem: {{question}}"
+              max_tokens 1024
+            }}
+
+            output = extract_boxed(solve)
 """
 
 EXPLANATIONS: dict[str, Explanation] = {
@@ -87,6 +104,21 @@ EXPLANATIONS: dict[str, Explanation] = {
         ),
         fix="Write what the message expects at the caret: here the `:` between an input's name and its type "
         "(`input question: text`).",
+    ),
+    "number-out-of-range": Explanation(
+        example=_harness("""
+            input question: text
+
+            llm solve {
+              user "Problem: {question}"
+              max_tokens 1024
+              seed 12345678901234567890
+            }
+
+            output = extract_boxed(solve)
+        """),
+        fix="Write a number in range: integers are 64-bit (at most 9,223,372,036,854,775,807 in size), "
+        "decimals finite.",
     ),
     "unexpected-character": Explanation(
         example=_harness("""
@@ -192,6 +224,27 @@ EXPLANATIONS: dict[str, Explanation] = {
         ),
         files=(("common/math_prompts.harness", _MATH_EXPERT + "input question: text\n"),),
         fix="Move the declaration into the harness that imports the file; shared files hold snippets only.",
+    ),
+    "path-outside-root": Explanation(
+        example=_harness(_IMPORTING.format(path="../shared/math_prompts.harness")),
+        fix="Keep shared files inside the harness's folder tree (e.g. in `common/`), or allow their folder "
+        "with `--allow-root DIR` (`allow_roots` in a training config).",
+    ),
+    "not-a-regular-file": Explanation(
+        example=_harness(_IMPORTING.format(path="common/math_prompts.harness")),
+        pipes=("common/math_prompts.harness",),
+        fix="Name a regular file: save the snippets in `common/math_prompts.harness` instead of piping them in.",
+    ),
+    "file-too-large": Explanation(
+        example=_harness(_IMPORTING.format(path="common/math_prompts.harness")),
+        large_files=("common/math_prompts.harness",),
+        fix="Split the file into several smaller ones, each imported where it is needed.",
+    ),
+    "not-harness-source": Explanation(
+        example=_harness(_IMPORTING.format(path="common/math_prompts.txt")),
+        files=(("common/math_prompts.txt", _MATH_EXPERT),),
+        fix="Import only harness files: UTF-8 text named `*.harness` (rename `math_prompts.txt` to "
+        "`math_prompts.harness`).",
     ),
     # ---- names and types ---------------------------------------------------------------------------------
     "duplicate-definition": Explanation(
@@ -627,6 +680,24 @@ EXPLANATIONS: dict[str, Explanation] = {
         fix="Use a value in the option's range: temperature >= 0, top_p in (0, 1], min_p in [0, 1], top_k >= "
         "0, max_tokens and n >= 1.",
     ),
+    "limit-exceeded": Explanation(
+        example=_harness(
+            """
+            input question: text
+
+            llm sample {
+              user "Problem: {question}"
+              max_tokens 1024
+              n 100000
+            }
+
+            output = majority(sample)
+        """,
+            "self_consistency",
+        ),
+        fix="Stay within the limits listed in docs/language.md (here `n` up to 1,024): a run over them could "
+        "not finish.",
+    ),
     "conflicting-constraints": Explanation(
         example=_harness(
             """
@@ -940,6 +1011,39 @@ EXPLANATIONS: dict[str, Explanation] = {
         fix="Give the teacher more than the student sees (the reference answer inside `{if answer}...{end}`, "
         "a plan, retrieved cases), or name a harness stage: `teacher = solve else student`.",
     ),
+    "thinking-mismatch": Explanation(
+        example=_harness(
+            """
+            input question: text
+            input answer: text oracle
+
+            llm plan {
+              user "Plan how to solve: {question}"
+              max_tokens 512
+            }
+
+            student {
+              user "{question}"
+              thinking off
+              max_tokens 1024
+            }
+
+            llm solve {
+              user "{question}\\nPlan: {plan}"
+              max_tokens 1024
+            }
+            teacher = solve else student
+
+            output = extract_boxed(student)
+            grade = math_equal(output, answer)
+        """,
+            "plan_solve",
+        ),
+        purpose="train",
+        fix="Give the teacher's stages the student's setting (`thinking off` in `solve` too), so that the "
+        "teacher context is written in the mode the student is trained in. The trainer makes the teacher "
+        "continue from the student's assistant-turn opening either way.",
+    ),
 }
 
 
@@ -965,6 +1069,12 @@ def run_example(code: str) -> tuple[list, str]:
         for relative, text in explanation.files:
             (root / relative).parent.mkdir(parents=True, exist_ok=True)
             (root / relative).write_text(text, encoding="utf-8")
+        for relative in explanation.pipes:
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            os.mkfifo(root / relative)
+        for relative in explanation.large_files:
+            (root / relative).parent.mkdir(parents=True, exist_ok=True)
+            (root / relative).write_text(_large_text(), encoding="utf-8")
         path = root / example_name(code)
         if explanation.exists:
             path.write_bytes(explanation.example.encode(explanation.encoding))
@@ -994,11 +1104,23 @@ def run_example(code: str) -> tuple[list, str]:
     return diagnostics, render_all(diagnostics, sources)
 
 
+def _large_text() -> str:
+    """Comment lines, one line more than MAX_SOURCE_BYTES holds."""
+    from harnessc.reading import MAX_SOURCE_BYTES
+
+    line = "# " + "generated " * 7 + "\n"
+    return line * (MAX_SOURCE_BYTES // len(line) + 1)
+
+
 def _setup_lines(code: str) -> list[str]:
     """What the example needs besides its text, in words."""
     explanation = EXPLANATIONS[code]
     name = example_name(code)
-    lines = []
+    lines = [f"Beside it, {relative} is a named pipe (a FIFO)." for relative in explanation.pipes]
+    lines += [
+        f"Beside it, {relative} holds {len(_large_text().encode()):,} bytes of comments."
+        for relative in explanation.large_files
+    ]
     if not explanation.exists:
         lines.append(f"There is no file {name}.")
     if explanation.encoding != "utf-8":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 from harnessc import ast, ir
 from harnessc.builtins.registry import Registry
@@ -25,6 +25,7 @@ from harnessc.lower_expressions import (
 )
 from harnessc.names import did_you_mean
 from harnessc.options import OPTIONS, ROLES, lower_option
+from harnessc.reading import Roots, check_data_path
 from harnessc.source import SourceFile, Span
 from harnessc.types import (
     ANY,
@@ -57,8 +58,11 @@ class Lowerer(ExpressionLowering):
         snippets: Mapping[str, ast.SnippetDecl],
         sources: Mapping[str, SourceFile],
         registry: Registry,
+        missing_imports: bool = False,
+        roots: Roots | None = None,
     ) -> None:
         self.module = module
+        self.roots = roots
         self.sources = sources
         self.registry = registry
         self.diagnostics: list[Diagnostic] = []
@@ -70,10 +74,16 @@ class Lowerer(ExpressionLowering):
         self.imported_snippets = snippets
         self.rejected: set[str] = set()  # names refused (reserved): their uses are not reported again
         self.expanding: list[str] = []  # the snippets being filled in, outermost first
-        # An import that could not be read (reported as import-not-found) may declare any snippet: names
-        # that are unknown here are then most likely its snippets, and are not reported a second time.
+        self.expanded = (0, 0)  # characters and template pieces filled in from snippets (charge_expansion)
+        self.expansion_refused = False
+        self.snippet_sizes: dict[str, tuple[int, int]] = {}
+        self.snippet_reads: dict[str, tuple[list[str], int]] = {}
+        self.templates: dict[int, tuple] = {}  # id(ast.Text) -> (the Text, its parsed parts)
+        # An import that could not be read (reported as import-not-found, or refused), here or in an imported
+        # file, may declare any snippet: names that are unknown here are then most likely its snippets, and
+        # are not reported a second time.
         directory = PurePath(module.path).parent
-        self.missing_imports = any(
+        self.missing_imports = missing_imports or any(
             str(directory / item.path.value) not in sources for item in module.items if isinstance(item, ast.Import)
         )
 
@@ -292,7 +302,7 @@ class Lowerer(ExpressionLowering):
         # A misspelled `search` is reported once, as unknown, not again as missing.
         search = self.bank_field_setting(settings.get("search"), entry, node, required="search" not in misspelled)
         label = self.bank_field_setting(settings.get("label"), entry, node, required=False)
-        file = self.constant_text(settings.get("file"))
+        file = self.bank_file(settings.get("file"))
         return ir.Bank(
             name=node.name.name,
             entry=entry,
@@ -341,6 +351,25 @@ class Lowerer(ExpressionLowering):
         if field_type != TEXT:
             self.error("type-mismatch", f"the `{setting.key.name}` field must be text, not {field_type}", value.span)
         return value.name
+
+    def bank_file(self, setting: ast.Setting | None) -> str | None:
+        """A bank's `file`, relative to the harness and confined like an import (harnessc/reading.py): the
+        path the run reads it at."""
+        written = self.constant_text(setting)
+        if written is None or self.roots is None:
+            return written
+        path, refusal = check_data_path(Path(self.module.path).parent, written, self.roots)
+        if refusal is not None:
+            assert setting is not None  # a file was written, so the setting exists
+            self.error(
+                refusal.code,
+                f"bank file {written!r}: {refusal.reason or refusal.message}",
+                setting.value.span,
+                "named here",
+                refusal.hints,
+            )
+            return None
+        return path
 
     def constant_text(self, setting: ast.Setting | None) -> str | None:
         if setting is None:
@@ -673,8 +702,16 @@ _TYPE_SYNONYMS = {
 
 
 def lower_module(
-    module: ast.Module, snippets: Mapping[str, ast.SnippetDecl], sources: Mapping[str, SourceFile], registry: Registry
+    module: ast.Module,
+    snippets: Mapping[str, ast.SnippetDecl],
+    sources: Mapping[str, SourceFile],
+    registry: Registry,
+    *,
+    missing_imports: bool = False,
+    roots: Roots | None = None,
 ) -> tuple[ir.Harness, list[Diagnostic]]:
-    lowerer = Lowerer(module, snippets, sources, registry)
+    """`missing_imports`: some import (perhaps a nested one) could not be read; `roots`: where files the
+    harness names may be (None: bank files are taken as written)."""
+    lowerer = Lowerer(module, snippets, sources, registry, missing_imports, roots)
     harness = lowerer.lower()
     return harness, lowerer.diagnostics

@@ -9,11 +9,13 @@ free functions.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from harnessc import ast, ir
+from harnessc.limits import MAX_SNIPPET_EXPANSION, MAX_SNIPPET_NODES
 from harnessc.names import did_you_mean
 from harnessc.source import Span
-from harnessc.template import IfPart, Part, PlaceholderPart, TextPart, parse_template
+from harnessc.template import IfPart, Part, PlaceholderPart, TextPart, names_read, parse_template
 from harnessc.types import (
     ANY,
     BOOL,
@@ -93,32 +95,46 @@ def presence_names(condition: ast.Expr) -> set[str]:
 class ExpressionLowering:
     """Templates and expressions (mixed into Lowerer, which provides declarations, errors and stages)."""
 
+    if TYPE_CHECKING:  # what the host class (harnessc.lower.Lowerer) provides, declared for the type checker
+        from harnessc.diagnostics import Diagnostic, Label
+        from harnessc.source import SourceFile
+
+        diagnostics: list[Diagnostic]
+        declarations: dict[str, Any]
+        sources: dict[str, SourceFile]
+        rejected: set[str]
+        missing_imports: bool
+        output_type: Type
+        expanding: list[str]
+        expanded: tuple[int, int]
+        expansion_refused: bool
+        snippet_sizes: dict[str, tuple[int, int]]
+        snippet_reads: dict[str, tuple[list[str], int]]
+        templates: dict[int, tuple]
+
+        def error(
+            self,
+            code: str,
+            message: str,
+            span: Span,
+            label: str = "",
+            hints: tuple[str, ...] = (),
+            labels: tuple[Label, ...] = (),
+        ) -> None: ...
+        def input_type(self, name: str) -> Type: ...
+        def lower_stage(self, name: str) -> Type: ...
+        def lower_type(self, node: ast.TypeExpr, *, allow_bank: bool, report: bool = True) -> Type: ...
+
     # ---- templates ------------------------------------------------------------------------------------------------
 
     def expand_snippet(self, name: str, span: Span, scope: Scope) -> ir.Template:
         """A snippet's template, filled in where it is used. A snippet that includes itself (directly or
-        through others) is reported, as is a chain of snippets too deep to expand; the use is left empty."""
+        through others) is reported, as is a chain of snippets too deep to expand or a use that would take
+        the harness past MAX_SNIPPET_EXPANSION; the use is left empty."""
         if name in self.expanding or len(self.expanding) >= MAX_SNIPPET_DEPTH:
-            chain = (
-                " → ".join(f"`{item}`" for item in [*self.expanding[self.expanding.index(name) :], name])
-                if name in self.expanding
-                else ""
-            )
-            if chain:
-                self.error(
-                    "cycle",
-                    f"snippet `{name}` includes itself: {chain}",
-                    span,
-                    "included again here",
-                    ("a snippet may use other snippets, but not itself",),
-                )
-            else:
-                self.error(
-                    "syntax-error",
-                    f"snippets include each other more than {MAX_SNIPPET_DEPTH} levels deep",
-                    span,
-                    "nested too deeply",
-                )
+            self.report_snippet_nesting(name, span)
+            return ir.Template(parts=(), span=span)
+        if not self.expanding and not self.charge_expansion(name, span):
             return ir.Template(parts=(), span=span)
         self.expanding.append(name)
         try:
@@ -126,11 +142,89 @@ class ExpressionLowering:
         finally:
             self.expanding.pop()
 
+    def report_snippet_nesting(self, name: str, span: Span) -> None:
+        if name in self.expanding:
+            chain = " → ".join(f"`{item}`" for item in [*self.expanding[self.expanding.index(name) :], name])
+            self.error(
+                "cycle",
+                f"snippet `{name}` includes itself: {chain}",
+                span,
+                "included again here",
+                ("a snippet may use other snippets, but not itself",),
+            )
+        else:
+            self.error(
+                "syntax-error",
+                f"snippets include each other more than {MAX_SNIPPET_DEPTH} levels deep",
+                span,
+                "nested too deeply",
+            )
+
+    def charge_expansion(self, name: str, span: Span) -> bool:
+        """Count a use of snippet `name` (outside any snippet) against the harness's expansion budget, by
+        what it expands to, measured before expanding it; False (reported once) when it does not fit.
+        Without this, snippets that each use the previous one several times expand exponentially."""
+        characters, nodes = self.snippet_size(name)
+        total = (self.expanded[0] + characters, self.expanded[1] + nodes)
+        if total[0] <= MAX_SNIPPET_EXPANSION and total[1] <= MAX_SNIPPET_NODES:
+            self.expanded = total
+            return True
+        if not self.expansion_refused:
+            self.expansion_refused = True
+            self.error(
+                "limit-exceeded",
+                f"snippet `{name}` expands to {characters:,} characters ({nodes:,} template pieces) here, "
+                f"more than the harness's snippets may expand to in total ({MAX_SNIPPET_EXPANSION:,} "
+                f"characters, {MAX_SNIPPET_NODES:,} pieces)",
+                span,
+                "expands too much",
+                ("a snippet that uses others several times multiplies their size: use each one less",),
+            )
+        return False
+
+    def snippet_size(self, root: str) -> tuple[int, int]:
+        """(characters, template pieces) snippet `root` expands to, every snippet it uses filled in: an
+        upper bound (both branches of an `{if}` count). Computed once per snippet and iteratively (chains
+        may be long); a snippet in a cycle counts once (the cycle is reported when it is expanded)."""
+        sizes = self.snippet_sizes
+        pending: list[tuple[str, bool]] = [(root, False)]
+        while pending:
+            name, ready = pending.pop()
+            if ready:
+                used, nodes = self.snippets_read(name)
+                sizes[name] = (
+                    len(self.snippet_text(name).value) + sum(sizes[item][0] for item in used),
+                    nodes + sum(sizes[item][1] for item in used),
+                )
+            elif name not in sizes:
+                sizes[name] = (0, 0)
+                pending.append((name, True))
+                pending.extend((used, False) for used in self.snippets_read(name)[0] if used not in sizes)
+        return sizes[root]
+
+    def snippet_text(self, name: str) -> ast.Text:
+        return self.declarations[name].node.text
+
+    def snippets_read(self, name: str) -> tuple[list[str], int]:
+        """The snippets snippet `name` uses (once per use) and the template pieces of its own text (cached)."""
+        found = self.snippet_reads.get(name)
+        if found is None:
+            names, nodes = names_read(self.parsed_template(self.snippet_text(name)), self.parsed_template)
+            found = self.snippet_reads[name] = ([item for item in names if self.kind_of(item) == "snippet"], nodes)
+        return found
+
+    def parsed_template(self, text: ast.Text) -> tuple[Part, ...]:
+        """A string's template parts, parsed once (a snippet is filled in at each use); its syntax errors
+        are reported once."""
+        cached = self.templates.get(id(text))
+        if cached is None or cached[0] is not text:
+            parts, errors = parse_template(text, self.sources[text.span.file])
+            self.diagnostics.extend(errors)
+            cached = self.templates[id(text)] = (text, parts)
+        return cached[1]
+
     def lower_template(self, text: ast.Text, scope: Scope) -> ir.Template:
-        source = self.sources[text.span.file]
-        parts, errors = parse_template(text, source)
-        self.diagnostics.extend(errors)
-        return ir.Template(parts=self.lower_parts(parts, scope), span=text.span)
+        return ir.Template(parts=self.lower_parts(self.parsed_template(text), scope), span=text.span)
 
     def lower_parts(self, parts: tuple[Part, ...], scope: Scope) -> tuple[ir.Part, ...]:
         return tuple(self.lower_part(part, scope) for part in parts)
@@ -221,7 +315,9 @@ class ExpressionLowering:
         return getattr(self, f"lower_{type(node).__name__}")(node, scope)
 
     def lower_Number(self, node: ast.Number, scope: Scope) -> ir.Expr:
-        return ir.Literal(value=node.value, type=INT if isinstance(node.value, int) else FLOAT, span=node.span)
+        # A number out of range (reported by the parser) has no value: no range check compares it again.
+        value = None if node.out_of_range else node.value
+        return ir.Literal(value=value, type=INT if isinstance(node.value, int) else FLOAT, span=node.span)
 
     def lower_Boolean(self, node: ast.Boolean, scope: Scope) -> ir.Expr:
         return ir.Literal(value=node.value, type=BOOL, span=node.span)

@@ -28,9 +28,9 @@ OPTIONS: dict[str, OptionSpec] = {
     "top_k": OptionSpec(INT, "sample among the k most likely tokens, >= 0 (0 = off)", "top_k 20"),
     "min_p": OptionSpec(FLOAT, "drop tokens below this fraction of the top probability, in [0, 1]", "min_p 0.05"),
     "max_tokens": OptionSpec(
-        INT, "the most tokens to generate, >= 1 (always set: engines' defaults are tiny)", "max_tokens 4096"
+        INT, "the most tokens to generate, 1 to 1,048,576 (always set: engines' defaults are tiny)", "max_tokens 4096"
     ),
-    "n": OptionSpec(INT, "samples per example, >= 1; with n > 1 the stage's value is list[text]", "n 8"),
+    "n": OptionSpec(INT, "samples per example, 1 to 1,024; with n > 1 the stage's value is list[text]", "n 8"),
     "seed": OptionSpec(INT, "a per-stage sampling seed (the run's seed is used when absent)", "seed 1234"),
     "stop": OptionSpec(ListOf(TEXT), "strings that end generation (a single string is allowed)", 'stop ["</answer>"]'),
     "thinking": OptionSpec(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import re
+from array import array
+from collections.abc import Sequence
 from importlib import resources
 
 from lark import Lark, Token, Tree, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from harnessc import ast
 from harnessc.diagnostics import Diagnostic, Label
+from harnessc.limits import MAX_INT, MIN_INT, float_in_range, int_in_range
 from harnessc.source import SourceFile
 
 
@@ -26,12 +29,13 @@ def parse_module(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic
     except UnexpectedInput as error:
         return None, [syntax_diagnostic(error, source)]
     too_deep = _nesting_diagnostic(tree, source)
-    return (None, [too_deep]) if too_deep else (_to_ast(tree, source), [])
+    if too_deep:
+        return None, [too_deep]
+    problems: list[Diagnostic] = []
+    return _to_ast(tree, source, problems), problems
 
 
-def parse_expression(
-    text: str, offsets: tuple[int, ...], source: SourceFile
-) -> tuple[ast.Expr | None, list[Diagnostic]]:
+def parse_expression(text: str, offsets: Sequence[int], source: SourceFile) -> tuple[ast.Expr | None, list[Diagnostic]]:
     """Parse an expression found inside a template placeholder; spans map back through `offsets`."""
     shifted = _ShiftedSource(source, text, offsets)
     simple = dotted_name(text, shifted)
@@ -42,7 +46,10 @@ def parse_expression(
     except UnexpectedInput as error:
         return None, [syntax_diagnostic(error, shifted)]
     too_deep = _nesting_diagnostic(tree, shifted)
-    return (None, [too_deep]) if too_deep else (_to_ast(tree, shifted), [])
+    if too_deep:
+        return None, [too_deep]
+    problems: list[Diagnostic] = []
+    return _to_ast(tree, shifted, problems), problems
 
 
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -339,6 +346,18 @@ def _skip_short_string(text: str, index: int) -> int:
     return index + 1
 
 
+def number_out_of_range(text: str, decimal: bool, span) -> Diagnostic:
+    """A numeric literal (or `--set` value) that no value of its type can hold; never quoted in full."""
+    shown = text if len(text) <= 24 else f"{text[:10]}...{text[-6:]} ({len(text):,} characters)"
+    allowed = "a finite decimal number" if decimal else f"an integer from {MIN_INT:,} to {MAX_INT:,}"
+    return Diagnostic(
+        code="number-out-of-range",
+        message=f"the number {shown} is out of range: a value must be {allowed}",
+        span=span,
+        label="out of range",
+    )
+
+
 # ---- string literals --------------------------------------------------------------------------------
 
 _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
@@ -347,86 +366,85 @@ _ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t"}
 def decode_string(token: Token, source) -> ast.Text:
     """Decode a literal: escapes `\\\\ \\" \\n \\t` (any other backslash is kept as written, so LaTeX such
     as `\\boxed` needs no doubling); triple-quoted strings are dedented like Python's textwrap.dedent after
-    dropping a blank first and last line."""
+    dropping a blank first and last line. Offsets stay compact (a range, or an array): see ast.Text."""
     raw = str(token)
     long = raw.startswith('"""')
     quote = 3 if long else 1
-    chars = list(raw[quote:-quote])
-    offsets = list(range(token.start_pos + quote, token.end_pos - quote))
+    body = raw[quote:-quote]
+    offsets: Sequence[int] = range(token.start_pos + quote, token.end_pos - quote)
     if isinstance(source, _ShiftedSource):
         # A string inside a template placeholder (`{join(labels, ", ")}`): its offsets are positions in the
         # placeholder's text and must be mapped back to the file, or its diagnostics land on another line.
-        offsets = [source.real(offset) for offset in offsets]
+        offsets = array("q", (source.real(offset) for offset in offsets))
+    pieces: list[str] = [body]
     if long:
-        chars, offsets = _dedent(chars, offsets)
-    value, value_offsets = _unescape(chars, offsets)
+        pieces, offsets = _dedent(body, offsets)
+    value, value_offsets = _unescape(pieces, offsets)
     return ast.Text(
-        value="".join(value), offsets=tuple(value_offsets), span=source.span(token.start_pos, token.end_pos), long=long
+        value="".join(value), offsets=value_offsets, span=source.span(token.start_pos, token.end_pos), long=long
     )
 
 
 _ESCAPE = re.compile(r'\\[\\"nt]')
 
 
-def _unescape(chars: list[str], offsets: list[int]) -> tuple[list[str], list[int]]:
+def _unescape(chars: Sequence[str], offsets: Sequence[int]) -> tuple[list[str], Sequence[int]]:
     """Decode the escapes, left to right; `offsets` has one entry per character of `"".join(chars)`, and so
     has the result (whose items may be longer pieces of text: only their concatenation matters)."""
     text = "".join(chars)
     if "\\" not in text:
         return [text], offsets
-    out, out_offsets, done = [], [], 0
+    out, out_offsets, done = [], array("q"), 0
     for match in _ESCAPE.finditer(text):
         start = match.start()
         out += [text[done:start], _ESCAPES[text[start + 1]]]
-        out_offsets += offsets[done:start]
+        out_offsets.extend(offsets[done:start])
         out_offsets.append(offsets[start])
         done = start + 2
     out.append(text[done:])
-    out_offsets += offsets[done:]
+    out_offsets.extend(offsets[done:])
     return out, out_offsets
 
 
-def _dedent(chars: list[str], offsets: list[int]) -> tuple[list[str], list[int]]:
-    lines = _split_lines(chars, offsets)
-    if lines and not "".join(lines[0][0]).strip():
+def _dedent(chars: Sequence[str], offsets: Sequence[int]) -> tuple[list[str], Sequence[int]]:
+    """Drop a blank first and last line and the common indentation; one offset per character kept."""
+    lines = _split_lines("".join(chars))
+    if lines and not lines[0][0].strip():
         lines = lines[1:]
-    if lines and not "".join(lines[-1][0]).strip():
+    if lines and not lines[-1][0].strip():
         lines = lines[:-1]
-    indents = [len(text) - len("".join(text).lstrip(" \t")) for text, _ in lines if "".join(text).strip()]
+    indents = [len(text) - len(text.lstrip(" \t")) for text, _ in lines if text.strip()]
     cut = min(indents, default=0)
     out: list[str] = []
-    out_offsets: list[int] = []
-    for number, (text, line_offsets) in enumerate(lines):
+    out_offsets = array("q")
+    for number, (text, begin) in enumerate(lines):
         if number:
             out.append("\n")
-            out_offsets.append(line_offsets[0] - 1 if line_offsets else (out_offsets[-1] if out_offsets else 0))
-        out.extend(text[cut:])
-        out_offsets.extend(line_offsets[cut:])
+            out_offsets.append(offsets[begin] - 1 if text else (out_offsets[-1] if out_offsets else 0))
+        out.append(text[cut:])
+        out_offsets.extend(offsets[begin + cut : begin + len(text)])
     return out, out_offsets
 
 
-def _split_lines(chars: list[str], offsets: list[int]) -> list[tuple[list[str], list[int]]]:
-    lines: list[tuple[list[str], list[int]]] = []
+def _split_lines(text: str) -> list[tuple[str, int]]:
+    """Each line (without its line break, nor the carriage returns of a CRLF file) and where it starts."""
+    lines: list[tuple[str, int]] = []
     start = 0
-    for piece in "".join(chars).split("\n"):
-        end = start + len(piece)
-        text, line_offsets = list(piece), offsets[start:end]
-        while text and text[-1] == "\r":  # a CRLF file's carriage returns are not part of the text
-            text.pop()
-            line_offsets.pop()
-        lines.append((text, line_offsets))
-        start = end + 1
+    for piece in text.split("\n"):
+        lines.append((piece.rstrip("\r"), start))
+        start += len(piece) + 1
     return lines
 
 
 # ---- parse tree → AST --------------------------------------------------------------------------------
 
 
-def _to_ast(tree: Tree, source):
+def _to_ast(tree: Tree, source, problems: list[Diagnostic] | None = None):
     """Build the syntax tree bottom-up: each rule's method of _ToAst makes its node from the rule's meta and
     its children's nodes. Iterative, and faster than Lark's recursive Transformer (which also creates a
-    wrapper per call): this is most of the time spent parsing a large file."""
-    builder = _ToAst(source)
+    wrapper per call): this is most of the time spent parsing a large file. Literals out of range are
+    added to `problems`."""
+    builder = _ToAst(source, problems if problems is not None else [])
     handlers: dict[str, object] = {}
     order, pending = [], [tree]
     while pending:  # pre-order; reversed, every node comes after all of its descendants
@@ -446,8 +464,9 @@ def _to_ast(tree: Tree, source):
 class _ToAst:
     """One method per grammar rule (and alias): `rule(meta, children) -> AST node`."""
 
-    def __init__(self, source) -> None:
+    def __init__(self, source, problems: list[Diagnostic]) -> None:
         self.source = source
+        self.problems = problems
 
     def _span(self, meta):
         return self.source.span(meta.start_pos, meta.end_pos)
@@ -600,7 +619,11 @@ class _ToAst:
 
     def number(self, meta, children):
         text = str(children[0])
-        value: int | float = float(text) if any(char in text for char in ".eE") else int(text)
+        decimal = any(char in text for char in ".eE")
+        value = float_in_range(text) if decimal else int_in_range(text)
+        if value is None:
+            self.problems.append(number_out_of_range(text, decimal, self._span(meta)))
+            return ast.Number(value=0.0 if decimal else 0, span=self._span(meta), out_of_range=True)
         return ast.Number(value=value, span=self._span(meta))
 
     def true(self, meta, children):

@@ -352,3 +352,26 @@ def _find_close(value: str, index: int) -> int | None:
             return None
         index += 1
     return None
+
+
+def names_read(parts: tuple[Part, ...], parse) -> tuple[list[str], int]:
+    """Every name the parts read, once per use, through nested string literals too (`{join(x, "{S}")}`),
+    and how many nodes (parts and expression nodes) they hold: what a snippet's expansion is measured by.
+    `parse(text)` returns a string's parts (cached by the caller). Iterative: templates nest deeply."""
+    found: list[str] = []
+    nodes = 0
+    pending: list[object] = list(parts)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Span):
+            continue
+        nodes += 1
+        if isinstance(node, ast.Name):
+            found.append(node.name)
+        elif isinstance(node, ast.TemplateLiteral):
+            pending.extend(parse(node.text))
+        elif not isinstance(node, (TextPart, ast.Text, ast.Identifier, Span)) and hasattr(node, "__dataclass_fields__"):
+            for name in node.__dataclass_fields__:
+                value = getattr(node, name)
+                pending.extend(item for item in (value if isinstance(value, tuple) else (value,)) if item is not None)
+    return found, nodes

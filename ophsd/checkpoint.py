@@ -35,8 +35,9 @@ def latest_checkpoint(out: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(trainer: Trainer) -> Path:
-    """Write atomically (a temporary directory renamed into place), then keep the newest N."""
+def save_checkpoint(trainer: Trainer, keep_step: int | None = None) -> Path:
+    """Write atomically (a temporary directory renamed into place), then keep the newest N (and the one of
+    `keep_step`, the best held-out step, whatever its age)."""
     final = checkpoint_dir(trainer.out, trainer.step)
     staging = final.with_name(final.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -62,7 +63,8 @@ def save_checkpoint(trainer: Trainer) -> Path:
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
     for old in list_checkpoints(trainer.out)[: -trainer.config.keep_checkpoints]:
-        shutil.rmtree(old)
+        if keep_step is None or old != checkpoint_dir(trainer.out, keep_step):
+            shutil.rmtree(old)
     return final
 
 

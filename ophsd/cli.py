@@ -3,6 +3,7 @@
     ophsd train --harness harnesses/plan_solve.harness --data examples/data/math.jsonl --output runs/ps
     ophsd eval runs/ps --data held_out.jsonl
     ophsd report runs/ps
+    ophsd show runs/ps --step 10
 
 Exit codes: 0 success, 1 a problem with the inputs (config, harness, data) reported without traceback,
 2 usage errors, 3 an internal error (rerun with --debug).
@@ -59,6 +60,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ophsd.samples import load_samples, render_samples
+
+    step, examples = load_samples(args.run_dir, args.step)
+    Console(soft_wrap=False).print(render_samples(step, examples, top=args.top))
+    return EXIT_OK
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ophsd.report import write_report
 
@@ -99,18 +110,19 @@ class _LiveView:
         return self
 
     def update(self, metrics: dict) -> None:
-        info = f"loss {metrics['loss']:.4f}"
+        parts = []
+        if metrics.get("loss") is not None:
+            parts.append(f"loss {metrics['loss']:.4f}")
         if metrics.get("probe_divergence") is not None:
-            info += f"  probe {metrics['probe_divergence']:.4f}"
-        info += f"  {sum(metrics['seconds'].values()):.1f}s/step"
-        self.bar.update(self.task, completed=metrics["step"], info=info)
+            parts.append(f"probe {metrics['probe_divergence']:.4f}")
+        if metrics.get("eval_accuracy") is not None:
+            parts.append(f"held-out {metrics['eval_accuracy']:.1%}")
+        if metrics.get("seconds"):
+            parts.append(f"{sum(metrics['seconds'].values()):.1f}s/step")
+        self.bar.update(self.task, completed=metrics["step"], info="  ".join(parts))
         if not sys.stderr.isatty():
-            print(
-                json.dumps(
-                    {key: metrics[key] for key in ("step", "loss", "tokens", "probe_divergence") if key in metrics}
-                ),
-                file=sys.stderr,
-            )
+            shown = ("step", "loss", "tokens", "probe_divergence", "eval_accuracy", "eval_harness_accuracy")
+            print(json.dumps({key: metrics[key] for key in shown if key in metrics}), file=sys.stderr)
 
     def __exit__(self, *exc) -> None:
         self.bar.stop()
@@ -170,11 +182,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("run_dir", metavar="RUN_DIR")
     report.set_defaults(handler=cmd_report)
+
+    show = commands.add_parser(
+        "show",
+        help="print what the teacher saw at a step",
+        description="Print the examples a run kept (every `show_every` steps, and the probe batch at each "
+        "evaluation): the decoded teacher and student sequences, the completion shaded by per-token "
+        "divergence, and the tokens where teacher and student disagree most.",
+    )
+    show.add_argument("run_dir", metavar="RUN_DIR")
+    show.add_argument("--step", type=int, metavar="N", help="the step to show (default: the newest with samples)")
+    show.add_argument("--top", type=int, default=8, metavar="K", help="disagreeing tokens listed per example")
+    show.set_defaults(handler=cmd_show)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _log_warnings_to_stderr()
     from harnessc.diagnostics import CompileError, render_all
     from harnessc.runtime.data import DataError
     from ophsd.config import ConfigError
@@ -200,6 +225,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_INTERNAL
+
+
+def _log_warnings_to_stderr() -> None:
+    """The trainer's one-time warnings (truncation, dropped examples), in our words, on stderr."""
+    import logging
+
+    class CurrentStderr(logging.StreamHandler):
+        def emit(self, record: logging.LogRecord) -> None:
+            self.stream = sys.stderr  # whatever stderr is now (it may have been redirected since)
+            super().emit(record)
+
+    logger = logging.getLogger("ophsd")
+    if not logger.handlers:
+        handler = CurrentStderr()
+        handler.setFormatter(logging.Formatter("ophsd: warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
 
 
 if __name__ == "__main__":

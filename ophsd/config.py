@@ -34,6 +34,10 @@ class TrainConfig(BaseModel):
         default_factory=dict, description="Harness `param` overrides, as `harnessc run --set`."
     )
     builtins: list[str] = Field(default_factory=list, description="Modules registering user built-ins.")
+    allow_roots: list[str] = Field(
+        default_factory=list,
+        description="Folders the harness's imports may read besides its own folder tree, as `harnessc --allow-root`.",
+    )
     banks: dict[str, str] = Field(
         default_factory=dict,
         description="Memory bank NAME -> data file to fill it with before training (it also grows online).",
@@ -83,13 +87,22 @@ class TrainConfig(BaseModel):
         None, ge=1, description="Student rollout length; default: the student view's max_tokens."
     )
     rollout_temperature: float | None = Field(
-        None, ge=0, description="Student rollout temperature; default: the student view's (1.0 in the paper)."
+        None,
+        gt=0,
+        description="Student rollout temperature; default: the student view's (1.0 in the paper). The loss "
+        "compares both distributions at this temperature (the one the tokens were sampled from).",
     )
     max_prompt_tokens: int = Field(
         4096,
         ge=1,
-        description="Prompt budget per side; longer prompts are "
-        "left-truncated (counted); the completion is never changed.",
+        description="Prompt budget per side. Prompt + completion must also fit the model's context (its "
+        "config's positions, and engine_options.max_model_len). The completion is never changed.",
+    )
+    truncation: Literal["middle", "drop"] = Field(
+        "middle",
+        description="A prompt over its budget: cut the middle of its longest message, keeping the head (system "
+        "message, the problem) and the end, marked `[...]` (middle), or drop the example (drop). Counted in "
+        "the metrics (truncated_student, truncated_teacher, dropped_too_long); warned about once.",
     )
     student_template_kwargs: dict[str, Any] = Field(
         default_factory=dict, description="Chat-template switches for the student side, e.g. {enable_thinking = false}."
@@ -133,9 +146,41 @@ class TrainConfig(BaseModel):
     )
     harness_max_tokens: int = Field(1024, ge=1, description="max_tokens of harness stages that do not set it.")
 
+    # ---- evaluation inside the loop -----------------------------------------------------------------------------
+    eval_data: str | None = Field(
+        None,
+        description="Held-out data: the bare student is evaluated on it (greedy) at step 0, every `eval_every` "
+        "steps and at the end, through the rollout engine; results in metrics.jsonl (eval_accuracy) and the "
+        "best step in best.json. None = no evaluation.",
+    )
+    eval_every: int = Field(10, ge=1, description="Steps between evaluations (the paper: 10 or 15).")
+    eval_limit: int | None = Field(None, ge=1, description="Evaluate on the first N rows of eval_data only.")
+    eval_samples: int = Field(
+        1,
+        ge=1,
+        description="Also report pass@k with k samples per example at the student view's temperature (1 = off).",
+    )
+    eval_harness: bool = Field(
+        False,
+        description="Also evaluate the model with its harness re-attached (eval_harness_accuracy): how much of "
+        "the harness's gain the student has absorbed.",
+    )
+
+    # ---- seeing what the teacher saw ----------------------------------------------------------------------------
+    show_every: int = Field(
+        10,
+        ge=0,
+        description="Every N steps, keep `show_examples` examples of the batch (decoded student and teacher "
+        "sequences, per-token divergence, the tokens where they disagree most) in samples/ for `ophsd show`; "
+        "the probe batch is kept at each evaluation. 0 = off.",
+    )
+    show_examples: int = Field(2, ge=1, description="Examples kept per inspected step.")
+
     # ---- bookkeeping --------------------------------------------------------------------------------------------
     save_every: int = Field(50, ge=1, description="Write a checkpoint every N steps (and at the end).")
-    keep_checkpoints: int = Field(2, ge=1, description="Keep only the newest N checkpoints.")
+    keep_checkpoints: int = Field(
+        2, ge=1, description="Keep only the newest N checkpoints (and the best held-out step's, see best.json)."
+    )
     probe_size: int = Field(
         4,
         ge=0,
@@ -156,6 +201,8 @@ class TrainConfig(BaseModel):
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than max_steps ({self.max_steps})")
         if self.limit is not None and self.probe_size > self.limit:
             raise ValueError(f"probe_size ({self.probe_size}) is larger than the data (limit {self.limit})")
+        if self.eval_limit is not None and self.eval_data is None:
+            raise ValueError("eval_limit is set but eval_data is not: name the held-out data to evaluate on")
         if self.loss != "jsd" and self.jsd_beta != TrainConfig.model_fields["jsd_beta"].default:
             raise ValueError(f"jsd_beta ({self.jsd_beta}) only applies to loss = 'jsd', not loss = '{self.loss}'")
         return self

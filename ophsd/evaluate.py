@@ -95,3 +95,83 @@ def _loadable(checkpoint: Path, config: TrainConfig) -> Path:
 
         AutoTokenizer.from_pretrained(str(model_dir)).save_pretrained(merged)
     return merged
+
+
+class HeldOutEvaluation:
+    """Evaluation inside the training loop: the bare student on held-out rows, through the trainer's own engine
+    (no second model load), batched stage-synchronously like `harnessc run --student-only`.
+
+    `run(engine, step)` returns metrics: `eval_accuracy` (greedy), `eval_pass_at_k` (k = `samples` at the
+    student view's temperature, when k > 1) and `eval_harness_accuracy` (the harness re-attached, when
+    `harness` is true). Records go to OUTPUT/evals/step-NNNNNN-<view>.jsonl, so every number can be read back.
+    """
+
+    def __init__(
+        self,
+        harness: Any,
+        config: TrainConfig,
+        rows: list[tuple[int, dict[str, Any]]],
+        *,
+        registry: Any,
+        banks: dict[str, Any],
+        out: Path,
+        max_tokens: int | None,
+    ) -> None:
+        from harnessc.runtime.program import Program
+
+        self.rows = rows
+        self.samples = config.eval_samples
+        self.out = out / "evals"
+        common = {
+            "mode": "inference",
+            "registry": registry,
+            "seed": config.seed,
+            "default_max_tokens": config.harness_max_tokens,
+        }
+        student = {**({"max_tokens": max_tokens} if max_tokens else {}), "n": 1}
+        self.programs = {
+            "student": Program(
+                harness,
+                student_only=True,
+                sampling_overrides={**student, "temperature": 0.0},
+                template_kwargs=config.student_template_kwargs,
+                **common,
+            )
+        }
+        if self.samples > 1:
+            self.programs["student-sampled"] = Program(
+                harness,
+                student_only=True,
+                sampling_overrides=student,
+                template_kwargs=config.student_template_kwargs,
+                **common,
+            )
+        if config.eval_harness:
+            self.programs["harness"] = Program(
+                harness, banks=banks, template_kwargs=config.teacher_template_kwargs, **common
+            )
+
+    def run(self, engine: Any, step: int) -> dict[str, float | None]:
+        from harnessc.runtime.executor import StageSynchronousExecutor
+        from harnessc.runtime.runner import append_records
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        metrics: dict[str, float | None] = {}
+        for view, program in self.programs.items():
+            replicas = self.samples if view == "student-sampled" else 1
+            items = [(index, inputs, replica) for index, inputs in self.rows for replica in range(replicas)]
+            records = StageSynchronousExecutor(program, engine).run(items)
+            path = self.out / f"step-{step:06d}-{view}.jsonl"
+            path.unlink(missing_ok=True)
+            append_records(path, records)
+            correct = [record.correct for record in records]
+            if view == "student":
+                metrics["eval_accuracy"] = sum(correct) / len(correct)
+            elif view == "harness":
+                metrics["eval_harness_accuracy"] = sum(correct) / len(correct)
+            else:
+                solved: dict[int, float] = {}
+                for record in records:
+                    solved[record.index] = max(solved.get(record.index, 0.0), record.correct)
+                metrics["eval_pass_at_k"] = sum(value > 0 for value in solved.values()) / len(solved)
+        return metrics

@@ -29,12 +29,17 @@ class DivergenceSpec:
     jsd_beta: float = 0.5
     top_k: int | None = None
     token_clip: float | None = None
+    # The student's rollouts are samples of softmax(logits / temperature): the divergence compares both
+    # distributions at that temperature, so the loss is about the distribution the tokens came from.
+    temperature: float = 1.0
 
 
 def token_divergence(student_logits: torch.Tensor, teacher_logits: torch.Tensor, spec: DivergenceSpec) -> torch.Tensor:
     """The divergence at each position, in fp32. Gradients flow to the student only."""
     student = student_logits.float()
     teacher = teacher_logits.detach().float()
+    if spec.temperature != 1.0:
+        student, teacher = student / spec.temperature, teacher / spec.temperature
     if spec.top_k is not None:
         # Restrict both distributions to the teacher's top-k tokens and renormalise there.
         support = teacher.topk(min(spec.top_k, teacher.shape[-1]), dim=-1).indices  # (C, k)

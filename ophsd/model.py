@@ -2,6 +2,10 @@
 
 `completion_hidden` runs the decoder stack only (no output head over every position) and gathers the
 final hidden states where completion tokens are predicted; the loss applies the output head chunk-wise.
+
+Every forward that is not the student's gradient pass (teacher, probe, evaluation, inspection) runs in eval
+mode (`eval_mode`): dropout in the model or in a LoRA adapter would otherwise make the teacher's
+distribution a random variable, and the student would chase noise.
 """
 
 from __future__ import annotations
@@ -16,6 +20,37 @@ import torch
 from torch import nn
 
 from ophsd.config import TrainConfig
+
+
+@contextlib.contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """`module` in eval mode (no dropout) for the duration, then in whatever mode it was in before."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
+# Config attributes that give a model's number of positions, by model family (GPT-2 style first).
+_CONTEXT_ATTRIBUTES = ("n_positions", "max_position_embeddings", "max_sequence_length", "seq_length", "n_ctx")
+
+
+def model_context_length(model_path: str) -> int | None:
+    """The model's context in tokens, read from its config alone (no weights loaded); None if it says none.
+
+    For RoPE models `max_position_embeddings` is the length the model was trained for: positions past it run
+    without an error but out of distribution, so the trainer treats it as the limit too."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path)
+    config = getattr(config, "text_config", None) or config
+    for name in _CONTEXT_ATTRIBUTES:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def resolve_dtype(name: str) -> torch.dtype:
@@ -93,7 +128,7 @@ class Teacher:
     @contextlib.contextmanager
     def active(self) -> Iterator[nn.Module]:
         """The module to run as the teacher, in the right state, with no gradient."""
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(self.module):
             if self.kind == "frozen" and self.copy is None:
                 with self.policy.disable_adapter():  # LoRA: the base model is the initial weights
                     yield self.policy
@@ -103,14 +138,17 @@ class Teacher:
     def head(self) -> Callable[[torch.Tensor], torch.Tensor]:
         """The teacher's output head as a function of hidden states (in the teacher's state)."""
         head = output_head(self.module)
-        if self.kind != "frozen" or self.copy is not None:
-            return head
+        adapter_off = self.kind == "frozen" and self.copy is None
 
-        def base_head(hidden: torch.Tensor) -> torch.Tensor:
-            with torch.no_grad(), self.policy.disable_adapter():
-                return head(hidden)
+        def teacher_head(hidden: torch.Tensor) -> torch.Tensor:
+            # Eval mode here too: the head may carry a LoRA adapter with dropout (lm_head as a target).
+            with torch.no_grad(), eval_mode(self.module):
+                if not adapter_off:
+                    return head(hidden)
+                with self.policy.disable_adapter():
+                    return head(hidden)
 
-        return base_head
+        return teacher_head
 
     @torch.no_grad()
     def update(self) -> None:

@@ -10,6 +10,7 @@ PANELS = (
     ("loss", ["loss", "probe_divergence"], "divergence"),
     ("lengths", ["completion_length", "student_prompt_length", "teacher_context_length"], "tokens"),
     ("accuracy", ["student_accuracy", "harness_accuracy", "harness_success"], "fraction"),
+    ("held_out", ["eval_accuracy", "eval_pass_at_k", "eval_harness_accuracy"], "held-out accuracy"),
 )
 
 
@@ -27,9 +28,13 @@ def write_report(run_dir: str) -> list[Path]:
     steps = [row["step"] for row in metrics]
     written = []
     for name, keys, unit in PANELS:
+        curves = {
+            key: [(step, row[key]) for step, row in zip(steps, metrics) if row.get(key) is not None] for key in keys
+        }
+        if not any(curves.values()):
+            continue  # e.g. no held-out evaluation in this run: no empty plot
         figure, axis = plt.subplots(figsize=(7, 4))
-        for key in keys:
-            points = [(step, row[key]) for step, row in zip(steps, metrics) if row.get(key) is not None]
+        for key, points in curves.items():
             if points:
                 axis.plot(*zip(*points), marker="o", markersize=3, label=key)
         axis.set_xlabel("step")
@@ -40,11 +45,13 @@ def write_report(run_dir: str) -> list[Path]:
         figure.savefig(out / f"{name}.png", dpi=120)
         plt.close(figure)
         written.append(out / f"{name}.png")
-    written.append(_phases(metrics, steps, out, plt))
+    written.append(_phases([row for row in metrics if "seconds" in row], out, plt))
     return written
 
 
-def _phases(metrics, steps, out: Path, plt) -> Path:
+def _phases(metrics, out: Path, plt) -> Path:
+    """Stacked time per phase of each training step (step 0's evaluation-only line has none)."""
+    steps = [row["step"] for row in metrics]
     phases = sorted({phase for row in metrics for phase in row["seconds"]})
     figure, axis = plt.subplots(figsize=(7, 4))
     bottom = [0.0] * len(steps)

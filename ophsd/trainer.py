@@ -7,11 +7,17 @@
     ─► push weights to the engine ─► add the batch to the memory banks
 
 Nothing here knows which harness it trains with: the compiled harness decides the teacher context.
+
+Evaluation lives in the loop: the bare student is scored on held-out data at step 0 (every run shows its own
+baseline), every `eval_every` steps and at the end; the probe batch's teacher contexts are rebuilt then (a
+memory bank that has grown changes them), and a few examples of what the teacher saw are kept in samples/.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import logging
 import math
 import random
 import time
@@ -25,19 +31,44 @@ import torch
 
 from harnessc.builtins.registry import load_user_builtins
 from harnessc.compiler import compile_file
-from harnessc.engines._common import chat_template_ids
 from harnessc.engines.base import ChatMessage, ChatRequest, Engine
 from harnessc.runtime.executor import StageSynchronousExecutor
 from harnessc.runtime.program import Program
 from harnessc.runtime.runner import load_banks, load_examples
 from harnessc.runtime.trace import ExampleRecord
-from ophsd.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from ophsd.config import TrainConfig, param_overrides
+from ophsd.checkpoint import checkpoint_dir, latest_checkpoint, load_checkpoint, save_checkpoint
+from ophsd.config import ConfigError, TrainConfig, param_overrides
 from ophsd.context import DistillBatch, DistillExample, TeacherContextBuilder
 from ophsd.distributed import Distributed
+from ophsd.evaluate import HeldOutEvaluation
 from ophsd.losses import DivergenceSpec, chunked_divergence
 from ophsd.metrics import MetricsLog
-from ophsd.model import Teacher, completion_hidden, engine_state_dict, load_policy, output_head
+from ophsd.model import (
+    Teacher,
+    completion_hidden,
+    engine_state_dict,
+    eval_mode,
+    load_policy,
+    model_context_length,
+    output_head,
+)
+from ophsd.samples import inspect_rows, save_samples
+
+log = logging.getLogger("ophsd")
+
+# Counters of examples the loss could not use as they came, with what the user is told the first time.
+_WARNINGS = {
+    "truncated_student": "a student prompt was over its budget and had the middle of its longest message cut "
+    "before the rollout (truncation = 'middle'; see truncated_student in metrics.jsonl)",
+    "truncated_teacher": "a teacher context was over its budget and had the middle of its longest message cut "
+    "(see truncated_teacher in metrics.jsonl; max_prompt_tokens and the model's context set the budget)",
+    "dropped_too_long": "an example did not fit the prompt budget or the model's context and was dropped "
+    "(see dropped_too_long in metrics.jsonl)",
+    "dropped_no_teacher": "the harness gave no teacher context for an example, which was dropped "
+    "(missing_teacher = 'drop'; see harness_success in metrics.jsonl)",
+    "realigned": "the teacher's chat-template opening of the assistant turn differed from the student's "
+    "(e.g. a thinking switch); the teacher sequence now continues from the student's exact opening",
+}
 
 
 class Phases:
@@ -67,16 +98,26 @@ class Trainer:
         self.out = Path(config.output)
         self.registry = load_user_builtins(config.builtins)
         self.harness = compile_file(
-            config.harness, registry=self.registry, purpose="train", overrides=param_overrides(config)
+            config.harness,
+            registry=self.registry,
+            purpose="train",
+            overrides=param_overrides(config),
+            allow_roots=config.allow_roots,
         ).require()
         self.rows = load_examples(
             self.harness, config.data, limit=config.limit, columns=config.columns, require_oracles=True
         )
         if not self.rows:
             raise ValueError(f"{config.data} has no rows")
+        self.eval_rows = (
+            load_examples(self.harness, config.eval_data, limit=config.eval_limit, columns=config.columns)
+            if config.eval_data
+            else []
+        )
         self.dist = Distributed.create()
         self.device = self.dist.device
         self.model_path = config.model or _default_model()
+        self.context = _context_limit(config, self.model_path)  # before any weights are loaded
         self.policy, self.tokenizer = load_policy(config, self.model_path, self.device)
         self.teacher = Teacher.create(config, self.policy)  # before any checkpoint: frozen = initial weights
         trainable = [param for param in self.policy.parameters() if param.requires_grad]
@@ -87,14 +128,21 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
-        self.spec = DivergenceSpec(config.loss, config.jsd_beta, config.top_k, config.token_clip)
+        # The harness's stages run with the teacher's template switches, the student's rollouts with the
+        # student's: the requests carry them, so the builder renders exactly what the engine rendered.
         self.harness_program = Program(
             self.harness,
             mode="train",
             registry=self.registry,
             seed=config.seed,
             default_max_tokens=config.harness_max_tokens,
+            template_kwargs=config.teacher_template_kwargs,
         )
+        rollout: dict[str, Any] = {"n": 1}
+        if config.max_new_tokens is not None:
+            rollout["max_tokens"] = config.max_new_tokens
+        if config.rollout_temperature is not None:
+            rollout["temperature"] = config.rollout_temperature
         self.student_program = Program(
             self.harness,
             mode="train",
@@ -102,21 +150,38 @@ class Trainer:
             seed=config.seed,
             default_max_tokens=config.harness_max_tokens,
             student_only=True,
+            sampling_overrides=rollout,
+            template_kwargs=config.student_template_kwargs,
         )
         self.banks = load_banks(self.harness, config.banks, self.harness_program.bank_entry)
         self.harness_program.banks.update(self.banks)
-        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        temperature = self._rollout_temperature()
+        self.spec = DivergenceSpec(config.loss, config.jsd_beta, config.top_k, config.token_clip, temperature)
         self.builder = TeacherContextBuilder(
-            lambda messages, kwargs: chat_template_ids(self.tokenizer, messages, kwargs),
-            pad_id,
+            self.tokenizer,
             max_prompt_tokens=config.max_prompt_tokens,
-            student_template_kwargs=config.student_template_kwargs,
-            teacher_template_kwargs=config.teacher_template_kwargs,
+            max_length=self.context,
+            truncation=config.truncation,
             missing_teacher=config.missing_teacher,
         )
+        self.warned: set[str] = set()
         self.step = 0
         if resume:
             self._resume()
+        self.best: dict[str, Any] | None = _read_best(self.out) if resume else None
+        self.evaluation = (  # after the resume: it shares the (restored) memory banks
+            HeldOutEvaluation(
+                self.harness,
+                config,
+                self.eval_rows,
+                registry=self.registry,
+                banks=self.banks,
+                out=self.out,
+                max_tokens=config.max_new_tokens,
+            )
+            if self.eval_rows
+            else None
+        )
         self.engine = (engine_factory or _create_engine)(self, config, self.model_path)
         if resume and config.engine == "vllm":
             self.engine.load_weights(engine_state_dict(self.policy))
@@ -143,35 +208,50 @@ class Trainer:
 
     # ---- one step ---------------------------------------------------------------------------------------------------
 
-    def rollout(self, rows, step: int) -> tuple[list[ChatRequest], list, list[ExampleRecord]]:
-        """Student samples (one per prompt) from the current weights, and how the student's answers grade."""
+    def rollout(self, rows, step: int) -> tuple[list[ChatRequest], list, list[ExampleRecord], list[bool]]:
+        """Student samples (one per prompt) from the current weights, how the student's answers grade, and
+        which prompts were cut to fit before sampling (so that the loss conditions on what was sampled after)."""
         states = [self.student_program.new_example(index, inputs, replica=step) for index, inputs in rows]
-        requests = [self._student_request(state) for state in states]
+        requests, truncated = [], []
+        for state in states:
+            request = self.student_program.request(self.harness.student, state, "student", 0)
+            budget = self.builder.prompt_budget(request.sampling.max_tokens)
+            fitted = self.builder.fit(request.messages, request.template_kwargs, budget)
+            if fitted is not None:  # one that cannot fit is sampled as it is and dropped by the builder
+                request = dataclasses.replace(request, messages=fitted[0])
+            requests.append(request)
+            truncated.append(fitted is not None and fitted[2])
         completions = self.engine.chat(requests)
         graded = []
         for state, request, samples in zip(states, requests, completions, strict=True):
             state.prompts["student"] = (request, 0)
             self.student_program.finish_llm(self.student_program.student_stage, state, samples)
             graded.append(self.student_program.finish(state))
-        return requests, completions, graded
+        return requests, completions, graded, truncated
 
-    def _student_request(self, state) -> ChatRequest:
-        request = self.student_program.request(self.harness.student, state, "student", 0)
-        sampling = request.sampling
-        if self.config.max_new_tokens is not None:
-            sampling = dataclasses.replace(sampling, max_tokens=self.config.max_new_tokens)
-        if self.config.rollout_temperature is not None:
-            sampling = dataclasses.replace(sampling, temperature=self.config.rollout_temperature)
-        return dataclasses.replace(request, sampling=dataclasses.replace(sampling, n=1))
+    def _rollout_temperature(self) -> float:
+        """The temperature student rollouts sample at (the loss compares distributions at it)."""
+        index, inputs = self.rows[0]
+        state, student = self.student_program.new_example(index, inputs), self.harness.student
+        assert student is not None  # compiled for training: the student view exists
+        temperature = self.student_program.request(student, state, "student", 0).sampling.temperature
+        if temperature <= 0:
+            raise ConfigError(
+                [
+                    f"rollout temperature: the student view samples at temperature {temperature}: greedy rollouts "
+                    "are not samples of the student's distribution; set rollout_temperature (e.g. 1.0)"
+                ]
+            )
+        return temperature
 
     def run_harness(self, rows, step: int) -> list[ExampleRecord]:
         executor = StageSynchronousExecutor(self.harness_program, self.engine)
         return executor.run([(index, inputs, step) for index, inputs in rows])
 
-    def distill_examples(self, requests, completions, records) -> list[DistillExample]:
+    def distill_examples(self, requests, completions, records, truncated) -> list[DistillExample]:
         examples = []
-        for request, samples, record in zip(requests, completions, records, strict=True):
-            teacher = record.teacher
+        for request, samples, record, cut in zip(requests, completions, records, truncated, strict=True):
+            teacher, sample = record.teacher, samples[0]
             examples.append(
                 DistillExample(
                     student_messages=request.messages,
@@ -180,11 +260,26 @@ class Trainer:
                     if teacher
                     else None,
                     teacher_template_kwargs=teacher.template_kwargs if teacher else {},
-                    completion_ids=tuple(samples[0].token_ids) if samples[0].finish_reason != "error" else (),
+                    completion_ids=tuple(sample.token_ids) if sample.finish_reason != "error" else (),
                     teacher_source=teacher.source if teacher else None,
+                    sampled_after=sample.prompt_token_ids if sample.finish_reason != "error" else None,
+                    student_truncated=cut,
                 )
             )
         return examples
+
+    def build_batch(
+        self, rows, step: int, phases: Phases | None = None
+    ) -> tuple[DistillBatch, list, list[ExampleRecord], list[ExampleRecord]]:
+        """Method steps 2-5 for `rows`: rollouts, the harness, the aligned sequences. Returns the batch, the
+        rollouts' completions, the harness's records and the rollouts' graded records."""
+        phases = phases or Phases()
+        with phases("rollout"):
+            requests, completions, student_records, truncated = self.rollout(rows, step)
+        with phases("harness"):
+            records = self.run_harness(rows, step)
+        batch = self.builder.build(self.distill_examples(requests, completions, records, truncated))
+        return batch, completions, records, student_records
 
     def teacher_hidden(self, batch: DistillBatch) -> torch.Tensor:
         """The teacher's final hidden states (N, H) at the completion positions of its sequences (no grad)."""
@@ -197,9 +292,9 @@ class Trainer:
             )
 
     def divergence(self, batch: DistillBatch, teacher_hidden: torch.Tensor, *, grad: bool) -> torch.Tensor:
-        """Per-token divergence (N,) of the current student from the teacher on `batch`."""
-        with torch.enable_grad() if grad else torch.no_grad():
-            self.policy.train(grad)
+        """Per-token divergence (N,) of the current student from the teacher on `batch`: the student's gradient
+        pass in train mode (grad=True), any other in eval mode."""
+        with torch.enable_grad() if grad else torch.no_grad(), _training(self.policy, grad):
             student_hidden = completion_hidden(
                 self.policy,
                 batch.student_input_ids.to(self.device),
@@ -219,11 +314,11 @@ class Trainer:
         step, phases = self.step, Phases()
         batch_rows = self.batch_rows(step)
         rows = self.dist.shard(batch_rows)  # this process's share (all of it without a launcher)
-        with phases("rollout"):
-            requests, completions, student_records = self.rollout(rows, step)
-        with phases("harness"):
-            records = self.run_harness(rows, step)
-        batch = self.builder.build(self.distill_examples(requests, completions, records))
+        batch, completions, records, student_records = self.build_batch(rows, step, phases)
+        self._warn_once(batch)
+        number, show_every = step + 1, self.config.show_every  # numbered as its metrics line
+        if show_every and (number == 1 or number % show_every == 0) and self.dist.is_main and batch.tokens:
+            save_samples(self.out, number, "train", inspect_rows(self, batch, self.config.show_examples))
         grad_norm, skipped, loss_value = float("nan"), True, float("nan")
         tokens = self.dist.sum(batch.tokens)  # the loss is a mean over every process's completion tokens
         if tokens:
@@ -296,26 +391,57 @@ class Trainer:
             "harness_accuracy": _mean(graded),
             "student_accuracy": _mean([record.correct for record in student_records]),
             "dropped": batch.dropped,
-            "truncated_student": batch.truncated_student,
-            "truncated_teacher": batch.truncated_teacher,
+            **{name: getattr(batch, name) for name in _WARNINGS},
             "teacher_sources": dict(sources),
             "seconds": dict(phases.seconds),
         }
 
-    # ---- the probe ------------------------------------------------------------------------------------------------
+    # ---- the probe and the held-out evaluation ----------------------------------------------------------------
 
     def probe_divergence(self) -> float | None:
-        """Mean divergence on a fixed batch (built once, at the start, from the first rows): a clean signal of
-        the student moving towards the teacher, independent of the rollouts' randomness."""
+        """Mean divergence on a fixed batch of the first rows: a clean signal of the student moving towards the
+        teacher, independent of the rollouts' randomness. Its rollouts and teacher contexts are rebuilt at each
+        evaluation (`evaluate`), since a harness's memory bank changes what the teacher sees."""
         if not self.config.probe_size:
             return None
         if self.probe is None:
-            rows = self.rows[: self.config.probe_size]
-            requests, completions, _ = self.rollout(rows, step=-1)
-            self.probe = self.builder.build(self.distill_examples(requests, completions, self.run_harness(rows, -1)))
+            self.probe = self.build_batch(self.rows[: self.config.probe_size], step=-1)[0]
         if not self.probe.tokens:
             return None
         return self.divergence(self.probe, self.teacher_hidden(self.probe), grad=False).mean().item()
+
+    def evaluate(self) -> dict[str, Any]:
+        """At step 0, every `eval_every` steps and at the end: the probe rebuilt (its divergence is the
+        student-teacher gap now), the bare student on held-out data, and the probe batch kept in samples/."""
+        self.probe = None
+        metrics: dict[str, Any] = {}
+        if self.config.probe_size:
+            metrics["probe_divergence"] = self.probe_divergence()
+            if self.config.show_every and self.dist.is_main and self.probe is not None and self.probe.tokens:
+                save_samples(self.out, self.step, "probe", inspect_rows(self, self.probe, self.config.show_examples))
+        if self.evaluation is not None and self.dist.is_main:
+            metrics.update(self.evaluation.run(self.engine, self.step))
+        return metrics
+
+    def _is_evaluation_step(self) -> bool:
+        return self.step % self.config.eval_every == 0 or self.step == self.config.max_steps
+
+    def _record_best(self, metrics: dict[str, Any]) -> bool:
+        """Whether this step's held-out accuracy is the best so far (best.json names it)."""
+        accuracy = metrics.get("eval_accuracy")
+        if accuracy is None or (self.best is not None and accuracy <= self.best["eval_accuracy"]):
+            return False
+        self.best = {"step": self.step, "eval_accuracy": accuracy, "checkpoint": None}
+        if self.step > 0:
+            self.best["checkpoint"] = str(checkpoint_dir(self.out, self.step).relative_to(self.out))
+        (self.out / "best.json").write_text(json.dumps(self.best, indent=2) + "\n", encoding="utf-8")
+        return True
+
+    def _warn_once(self, batch: DistillBatch) -> None:
+        for name, message in _WARNINGS.items():
+            if getattr(batch, name) and name not in self.warned:
+                self.warned.add(name)
+                log.warning("step %d: %s", self.step + 1, message)
 
     # ---- the loop and checkpoints -----------------------------------------------------------------------------------
 
@@ -324,22 +450,33 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(self.config.model_dump_json(indent=2) + "\n", encoding="utf-8")
         history = []
-        if self.step == 0 and self.config.probe_size:
-            self.initial_probe = self.probe_divergence()  # the reference point: the initial weights
+        if self.step == 0 and (self.config.probe_size or self.evaluation is not None):
+            # Every run shows its own baseline: the initial weights, evaluated as later steps are.
+            metrics = {"step": 0, **self.evaluate()}
+            self.initial_probe = metrics.get("probe_divergence")
             if self.dist.is_main:
-                self.metrics.write({"step": 0, "probe_divergence": self.initial_probe})
+                self._record_best(metrics)
+                self.metrics.write(metrics)
+            if progress:
+                progress(metrics)
         while self.step < self.config.max_steps:
             metrics = self.train_step()
-            if self.config.probe_size and (self.step % self.config.probe_every == 0 or self.step == 1):
+            evaluated = self._is_evaluation_step()
+            if evaluated:
+                metrics.update(self.evaluate())
+            elif self.config.probe_size and self.step % self.config.probe_every == 0:
                 metrics["probe_divergence"] = self.probe_divergence()
+            best = self.dist.is_main and evaluated and self._record_best(metrics)
+            best = self.dist.sum(float(best)) > 0  # only the main process evaluates; all must agree to save
             if self.dist.is_main:
                 self.metrics.write(metrics)
             history.append(metrics)
             if progress:
                 progress(metrics)
-            if self.step % self.config.save_every == 0 or self.step == self.config.max_steps:
+            if best or self.step % self.config.save_every == 0 or self.step == self.config.max_steps:
                 if self.dist.is_main:
-                    save_checkpoint(self)
+                    keep = int(self.best["step"]) if self.best and self.best["checkpoint"] else None
+                    save_checkpoint(self, keep_step=keep)
                 self.dist.barrier()
         if self.metrics is not None:
             self.metrics.close()
@@ -350,6 +487,52 @@ class Trainer:
         if checkpoint is None:
             raise FileNotFoundError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
         load_checkpoint(self, checkpoint)
+
+
+@contextmanager
+def _training(module: torch.nn.Module, grad: bool) -> Iterator[None]:
+    """Train mode for the student's gradient pass; eval mode (no dropout) for every other forward."""
+    if not grad:
+        with eval_mode(module):
+            yield
+        return
+    was_training = module.training
+    module.train()
+    try:
+        yield
+    finally:
+        module.train(was_training)
+
+
+def _read_best(out: Path) -> dict[str, Any] | None:
+    path = out / "best.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def _context_limit(config: TrainConfig, model_path: str) -> int | None:
+    """The longest sequence (prompt + completion) this run may build: the model's positions, or the engine's
+    max_model_len when that is smaller. Budgets that can never fit are configuration errors, found here,
+    before any weights are loaded."""
+    positions = model_context_length(model_path)
+    engine_limit = config.engine_options.get("max_model_len")
+    if positions and engine_limit and engine_limit > positions:
+        raise ConfigError(
+            [
+                f"engine_options.max_model_len ({engine_limit}) is larger than the model's context "
+                f"({positions} positions in {model_path}/config.json): sequences past it are out of distribution "
+                "(or fail outright for learned positions); lower max_model_len"
+            ]
+        )
+    limit = engine_limit or positions
+    rollout = config.max_new_tokens
+    if limit and rollout is not None and rollout >= limit:
+        raise ConfigError(
+            [
+                f"max_new_tokens ({rollout}) leaves no room for a prompt in the model's context of {limit} tokens; "
+                "lower max_new_tokens"
+            ]
+        )
+    return limit
 
 
 def _mean(values) -> float | None:

@@ -89,6 +89,22 @@ def test_strip_think_removes_closed_block_but_not_a_later_unclosed_one() -> None
     assert lib.strip_think("<think>a</think> answer <think>b") == "answer <think>b"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("r\n</think>\n\nPlan", "Plan"),  # the template opened <think>: the completion starts inside it
+        ("The answer is 4, so\n</think>\nPlan: add.", "Plan: add."),  # the hidden answer must not leak
+        ("r</think>Plan <think>more</think> end", "Plan  end"),  # then closed blocks as usual
+        ("r</THINK>Plan", "Plan"),  # tags are matched case-insensitively, as the closed-block form is
+        ("</think>", ""),
+        ("a</think>b</think>c", "b</think>c"),  # only the first orphan closes the template's block
+        ("<think>a</think>b</think>c", "b</think>c"),  # a closing tag after a closed block is ordinary text
+    ],
+)
+def test_strip_think_a_closing_tag_without_opening_ends_a_block_begun_in_the_prompt(text, expected) -> None:
+    assert lib.strip_think(text) == expected
+
+
 def test_strip_think_without_tags_only_strips_whitespace() -> None:
     assert lib.strip_think("  just text \n") == "just text"
 

@@ -1,5 +1,6 @@
-"""The teacher-context builder: student and teacher sequences share the identical completion tokens, and
-every recorded position predicts exactly its completion token, on real chat templates."""
+"""The teacher-context builder: student and teacher sequences share the identical completion tokens, every
+recorded position predicts exactly its completion token, the teacher continues from the student's exact
+boundary, the student sequence is what the engine sampled after, and every sequence fits, keeping its meaning."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ transformers = pytest.importorskip("transformers")
 
 from harnessc.engines._common import chat_template_ids  # noqa: E402
 from harnessc.engines.base import ChatMessage  # noqa: E402
-from ophsd.context import DistillExample, TeacherContextBuilder  # noqa: E402
+from ophsd.context import (  # noqa: E402
+    CUT_MARK,
+    BoundaryError,
+    DistillExample,
+    PromptMismatchError,
+    TeacherContextBuilder,
+)
 
 # A Qwen3-style template: thinking tags, and `enable_thinking=False` inserts an empty think block.
 QWEN_STYLE = (
@@ -29,21 +36,20 @@ TEACHER = (
 
 
 def builder_for(tokenizer, **options) -> TeacherContextBuilder:
-    return TeacherContextBuilder(
-        lambda messages, kwargs: chat_template_ids(tokenizer, messages, kwargs),
-        pad_id=0,
-        **{"max_prompt_tokens": 4096, **options},
-    )
+    return TeacherContextBuilder(tokenizer, **{"max_prompt_tokens": 4096, **options})
 
 
-def example(completion, teacher=TEACHER, source="solve", teacher_kwargs=None) -> DistillExample:
+def example(
+    completion, teacher=TEACHER, source="solve", teacher_kwargs=None, student_kwargs=None, sampled_after=None
+) -> DistillExample:
     return DistillExample(
         student_messages=STUDENT,
-        student_template_kwargs={},
+        student_template_kwargs=student_kwargs or {},
         teacher_messages=teacher,
         teacher_template_kwargs=teacher_kwargs or {},
         completion_ids=tuple(completion),
         teacher_source=source,
+        sampled_after=sampled_after,
     )
 
 
@@ -89,33 +95,107 @@ def test_alignment_on_smollm2_template(smollm2_tokenizer) -> None:
     assert batch.sources == ["solve", "student"]
 
 
-def test_alignment_on_qwen_style_template_with_thinking_switches(qwen_style_tokenizer) -> None:
+@pytest.mark.parametrize(
+    ("student_kwargs", "teacher_kwargs"),
+    [
+        ({"enable_thinking": False}, {}),  # the teacher's default opening is `assistant\n`, the student's is not
+        ({"enable_thinking": False}, {"enable_thinking": True}),
+        ({}, {"enable_thinking": False}),  # the other way round
+        ({"enable_thinking": False}, {"enable_thinking": False}),  # already equal: nothing to realign
+    ],
+)
+def test_the_teacher_continues_from_the_students_exact_boundary(
+    qwen_style_tokenizer, student_kwargs, teacher_kwargs
+) -> None:
     tokenizer = qwen_style_tokenizer
-    completion = tokenizer.encode("<think>add</think> four", add_special_tokens=False)
-    builder = builder_for(
-        tokenizer, student_template_kwargs={"enable_thinking": False}, teacher_template_kwargs={"enable_thinking": True}
-    )
-    examples = [example(completion), example(completion + completion)]
-    batch = builder.build(examples)
+    completion = tokenizer.encode("add them: four", add_special_tokens=False)
+    examples = [example(completion, teacher_kwargs=teacher_kwargs, student_kwargs=student_kwargs)]
+    batch = builder_for(tokenizer).build(examples)
     assert_aligned(batch, tokenizer, examples)
-    student_text = tokenizer.decode(batch.student_input_ids[0][batch.student_attention_mask[0].bool()])
-    teacher_text = tokenizer.decode(batch.teacher_input_ids[0][batch.teacher_attention_mask[0].bool()])
-    assert "<|im_start|>assistant\n<think>\n\n</think>\n\n" in student_text  # thinking off for the student
-    assert "<|im_start|>assistant\n<think>\n\n</think>" not in teacher_text  # on for the teacher
-    assert student_text.endswith(tokenizer.decode(completion)) and teacher_text.endswith(tokenizer.decode(completion))
+    opening = chat_template_ids(tokenizer, STUDENT, student_kwargs)[-6:]  # covers `assistant\n<think>...`
+    student_prompt = batch.student_input_ids[0, : batch.student_prompt_lengths[0]].tolist()
+    teacher_prompt = batch.teacher_input_ids[0, : batch.teacher_prompt_lengths[0]].tolist()
+    # The tokens right before the completion are the same on both sides: the student's opening.
+    assert student_prompt[-6:] == teacher_prompt[-6:] == opening
+    assert batch.realigned == int(student_kwargs != teacher_kwargs)
+    # The teacher keeps its own conversation: only the assistant-turn opening changes.
+    bare = chat_template_ids(tokenizer, TEACHER, teacher_kwargs, generation_prompt=False)
+    assert teacher_prompt[: len(bare)] == bare
 
 
-def test_left_truncation_keeps_the_completion_and_counts(qwen_style_tokenizer) -> None:
+def test_a_template_whose_opening_is_not_a_suffix_is_refused(qwen_style_tokenizer) -> None:
+    tokenizer = transformers.AutoTokenizer.from_pretrained(qwen_style_tokenizer.name_or_path)
+    # Renders the last message differently when a generation prompt follows: no clean boundary exists.
+    tokenizer.chat_template = (
+        "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}"
+        "{% if not add_generation_prompt %}<|im_end|>{% endif %}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    with pytest.raises(BoundaryError, match="generation prompt"):
+        builder_for(tokenizer).build([example(tokenizer.encode(" four", add_special_tokens=False))])
+
+
+def test_the_student_sequence_is_what_the_engine_sampled_after(qwen_style_tokenizer) -> None:
     tokenizer = qwen_style_tokenizer
     completion = tokenizer.encode(" four", add_special_tokens=False)
-    long_teacher = (ChatMessage("user", "context " * 200),)
-    builder = builder_for(tokenizer, max_prompt_tokens=20)
-    examples = [example(completion, teacher=long_teacher)]
-    batch = builder.build(examples)
-    assert batch.truncated_teacher == 1 and batch.teacher_prompt_lengths == [20]
+    thinking_off = tuple(chat_template_ids(tokenizer, STUDENT, {"enable_thinking": False}))
+    # Sampled after the thinking-off prompt, and built with the same switches: accepted.
+    same = example(completion, student_kwargs={"enable_thinking": False}, sampled_after=thinking_off)
+    assert builder_for(tokenizer).build([same]).tokens == len(completion)
+    # Sampled after one prompt, trained as if after another (the switch missing on one side): refused.
+    for kwargs, sampled in (({}, thinking_off), ({"enable_thinking": False}, thinking_off[:-3])):
+        with pytest.raises(PromptMismatchError, match="different prompt"):
+            builder_for(tokenizer).build([example(completion, student_kwargs=kwargs, sampled_after=sampled)])
+
+
+QUESTION = "Problem: A train leaves at 9:00 and travels 60 km/h. When has it covered 150 km?"
+
+
+def long_solution_teacher(steps: int = 40) -> tuple[ChatMessage, ...]:
+    solution = "\n".join(f"Step {i}: we carefully update the running distance and the time." for i in range(steps))
+    return (
+        ChatMessage("system", "You are an expert given a reference solution."),
+        ChatMessage("user", f"{QUESTION}\n\nReference solution:\n{solution}\nSo the answer is 11:30."),
+    )
+
+
+@pytest.mark.parametrize("budget", [100, 160, 240])
+def test_truncation_keeps_the_head_and_cuts_the_middle_of_the_longest_message(qwen_style_tokenizer, budget) -> None:
+    tokenizer = qwen_style_tokenizer
+    completion = tokenizer.encode(" four", add_special_tokens=False)
+    teacher = long_solution_teacher()
+    assert len(chat_template_ids(tokenizer, teacher, {})) > 4 * budget
+    examples = [example(completion, teacher=teacher)]
+    batch = builder_for(tokenizer, max_prompt_tokens=budget).build(examples)
+    assert batch.truncated_teacher == 1 and batch.dropped == 0
+    assert batch.teacher_prompt_lengths[0] <= budget
     assert_aligned(batch, tokenizer, examples)
-    full = chat_template_ids(tokenizer, long_teacher, {})
-    assert batch.teacher_input_ids[0, :20].tolist() == full[-20:]  # the end of the prompt is kept
+    text = tokenizer.decode(batch.teacher_input_ids[0, : batch.teacher_prompt_lengths[0]].tolist())
+    assert "You are an expert given a reference solution." in text  # the system message, whole
+    assert QUESTION[:40] in text  # the problem statement survives
+    assert CUT_MARK in text and "11:30" in text  # the middle is gone, marked; the end stays
+
+
+def test_the_models_context_bounds_prompt_plus_completion(qwen_style_tokenizer) -> None:
+    tokenizer = qwen_style_tokenizer
+    completion = tokenizer.encode(" four" * 30, add_special_tokens=False)
+    teacher = long_solution_teacher()
+    examples = [example(completion, teacher=teacher)]
+    batch = builder_for(tokenizer, max_length=200).build(examples)
+    assert batch.truncated_teacher == 1
+    assert batch.teacher_prompt_lengths[0] + len(completion) <= 200
+    assert batch.teacher_attention_mask.sum() <= 200
+    # A completion that leaves no room for the student's prompt: dropped, counted, never an error.
+    too_long = builder_for(tokenizer, max_length=len(completion) + 5).build(examples)
+    assert too_long.dropped == too_long.dropped_too_long == 1 and too_long.tokens == 0
+
+
+def test_truncation_drop_policy_drops_and_counts(qwen_style_tokenizer) -> None:
+    tokenizer = qwen_style_tokenizer
+    completion = tokenizer.encode(" four", add_special_tokens=False)
+    examples = [example(completion, teacher=long_solution_teacher()), example(completion)]
+    batch = builder_for(tokenizer, max_prompt_tokens=120, truncation="drop").build(examples)
+    assert batch.kept == [1] and batch.dropped_too_long == 1 and batch.truncated_teacher == 0
 
 
 def test_examples_without_teacher_are_dropped_or_fall_back(qwen_style_tokenizer) -> None:
@@ -123,7 +203,7 @@ def test_examples_without_teacher_are_dropped_or_fall_back(qwen_style_tokenizer)
     completion = tokenizer.encode(" four", add_special_tokens=False)
     examples = [example(completion), example(completion, teacher=None, source=None)]
     dropped = builder_for(tokenizer).build(examples)
-    assert dropped.dropped == 1 and dropped.kept == [0] and dropped.sources == ["solve"]
+    assert dropped.dropped == dropped.dropped_no_teacher == 1 and dropped.kept == [0] and dropped.sources == ["solve"]
     fallback = builder_for(tokenizer, missing_teacher="student").build(examples)
     assert fallback.dropped == 0 and fallback.sources == ["solve", "student"]
     assert_aligned(fallback, tokenizer, examples[:1] + [example(completion, teacher=STUDENT)])

@@ -21,6 +21,7 @@ LOCATIONS = {
     "unreadable-file": (1, 1),
     "invalid-encoding": (3, 8),  # the Latin-1 `è` of "Problème"
     "syntax-error": (3, 16),  # `text` where `:` belongs
+    "number-out-of-range": (8, 8),  # the seed
     "unexpected-character": (7, 18),  # `;`
     "unterminated-string": (6, 8),  # the opening `"`
     "unclosed-delimiter": (10, 28),  # the `(` of `strip_think(plan`
@@ -28,6 +29,10 @@ LOCATIONS = {
     "missing-header": (1, 1),
     "import-not-found": (3, 8),  # the path string
     "import-content": (2, 1),  # `input` in the imported file
+    "path-outside-root": (3, 8),  # the path string
+    "not-a-regular-file": (3, 8),
+    "file-too-large": (3, 8),
+    "not-harness-source": (3, 8),
     "duplicate-definition": (10, 5),  # the second `solve`
     "unknown-name": (6, 19),  # `questoin`
     "unknown-field": (14, 48),  # `txt`
@@ -52,6 +57,7 @@ LOCATIONS = {
     "empty-prompt": (5, 5),  # the stage's name
     "message-order": (7, 3),  # the late `system`
     "invalid-option-value": (7, 9),  # `1.5`
+    "limit-exceeded": (8, 5),  # `100000`
     "conflicting-constraints": (10, 3),  # the second constraint
     "invalid-regex": (7, 17),  # the unclosed `(`
     "invalid-json-schema": (7, 10),  # the first `'`
@@ -67,6 +73,7 @@ LOCATIONS = {
     "invalid-override": (1, 1),  # `sample=4` on the command line
     "unused-stage": (5, 5),  # `plan`
     "teacher-equals-student": (11, 1),  # `teacher {`
+    "thinking-mismatch": (17, 5),  # `solve` in `llm solve {`, the stage without the switch
 }
 
 

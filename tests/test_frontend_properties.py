@@ -620,6 +620,6 @@ def test_string_decoding_matches_the_character_rule(text: str) -> None:
 
     offsets = list(range(7, 7 + len(text)))
     value, value_offsets = _unescape(list(text), offsets)
-    assert ("".join(value), value_offsets) == _reference_unescape(list(text), offsets)
+    assert ("".join(value), list(value_offsets)) == _reference_unescape(list(text), offsets)
     lines, line_offsets = _dedent(list(text), offsets)
     assert len("".join(lines)) == len(line_offsets)

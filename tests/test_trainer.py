@@ -28,7 +28,7 @@ FAST = {
     "tensorboard": False,
     "seed": 3,
     "engine_options": {"max_model_len": 1024},
-}  # the tiny model is RoPE: longer than its nominal 256 is fine
+}
 DATA = {"plan_solve": "math.jsonl", "opsd": "math.jsonl", "draft_verify": "classify.jsonl"}
 
 CUSTOM = """# A harness written for this test only: a hint stage, and a teacher template that shows the hint.

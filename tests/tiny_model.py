@@ -21,7 +21,7 @@ CHAT_TEMPLATE = (
 )
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 VOCAB_SIZE = 512
-MAX_POSITIONS = 256
+MAX_POSITIONS = 1024
 
 _CORPUS = """\
 The quick brown fox jumps over the lazy dog. A plan lists the steps; a solver follows them.

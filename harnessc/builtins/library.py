@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # the bank module needs numpy; the compiler must not pay for 
 # --------------------------------------------------------------------------------------------------------
 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
+_THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
 _BOX_OPENING = re.compile(r"\\(?:boxed|fbox)\s*\{")
 
 
@@ -34,9 +36,15 @@ _BOX_OPENING = re.compile(r"\\(?:boxed|fbox)\s*\{")
 def strip_think(text: str) -> str:
     """Remove every closed `<think>...</think>` block and strip surrounding whitespace.
 
-    An unclosed `<think>` (a generation cut off mid-thought) is left in place: deleting to the end of the
-    text would silently turn a truncated answer into an empty one, and a stage can test for that.
+    A `</think>` with no `<think>` before it closes a block that began before the text did: thinking chat
+    templates (R1-style, Qwen3) open `<think>` in the prompt, so the completion is `reasoning</think>answer`.
+    Everything up to that closing tag is reasoning and goes too. An unclosed `<think>` (a generation cut off
+    mid-thought) is left in place: deleting to the end of the text would silently turn a truncated answer
+    into an empty one, and a stage can test for that.
     """
+    opening, closing = _THINK_OPEN.search(text), _THINK_CLOSE.search(text)
+    if closing is not None and (opening is None or closing.start() < opening.start()):
+        text = text[closing.end() :]
     return _THINK_BLOCK.sub("", text).strip()
 
 

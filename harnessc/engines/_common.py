@@ -21,16 +21,21 @@ def message_dicts(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
 
 
 def chat_template_ids(
-    tokenizer: Any, messages: Sequence[ChatMessage], template_kwargs: Mapping[str, Any] | None
+    tokenizer: Any,
+    messages: Sequence[ChatMessage],
+    template_kwargs: Mapping[str, Any] | None,
+    *,
+    generation_prompt: bool = True,
 ) -> list[int]:
-    """Prompt token ids: `messages` rendered by the tokenizer's chat template, generation prompt appended.
+    """Prompt token ids: `messages` rendered by the tokenizer's chat template, generation prompt appended
+    (unless `generation_prompt=False`: the trainer uses both to find where a template's assistant turn starts).
 
     Both engines tokenize through this one function, so a prompt is the same token sequence whichever
     engine runs it (and the trainer can rebuild it exactly).
     """
     encoded = tokenizer.apply_chat_template(
         message_dicts(messages),
-        add_generation_prompt=True,
+        add_generation_prompt=generation_prompt,
         tokenize=True,
         return_dict=True,
         **dict(template_kwargs or {}),

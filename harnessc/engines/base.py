@@ -57,6 +57,9 @@ class Completion:
     prompt_token_count: int = 0
     logprobs: tuple[float, ...] | None = None
     error: str | None = None  # why the request failed (e.g. prompt longer than the model's context)
+    # The prompt ids the engine actually generated after (None when an engine cannot say): the trainer checks
+    # that the sequence its loss conditions on starts with exactly these.
+    prompt_token_ids: tuple[int, ...] | None = None
 
 
 @runtime_checkable

@@ -460,6 +460,7 @@ def _completion(row: _Row, sampling: SamplingOptions) -> Completion:
         finish_reason=row.finish_reason or "length",
         prompt_token_count=len(row.prompt_ids),
         logprobs=tuple(row.logprobs) if sampling.logprobs else None,
+        prompt_token_ids=tuple(row.prompt_ids),
     )
 
 

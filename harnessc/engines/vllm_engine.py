@@ -106,7 +106,10 @@ class VllmEngine:
                 raise RuntimeError(f"vLLM returned {len(outputs)} results for {len(submitted)} requests")
             for (index, prompt_tokens), output in zip(submitted, outputs, strict=True):
                 sampling = requests[index].sampling
-                completions = [_completion(sample, prompt_tokens, sampling.logprobs) for sample in output.outputs]
+                prompt_ids = tuple(output.prompt_token_ids or ())  # what vLLM itself consumed
+                completions = [
+                    _completion(sample, prompt_tokens, sampling.logprobs, prompt_ids) for sample in output.outputs
+                ]
                 # Greedy requests were decoded once (see distinct_samples); the copies fill the n slots.
                 results[index] = completions * (sampling.n // len(completions))
         return [results[index] for index in range(len(requests))]
@@ -185,7 +188,7 @@ def _structured_outputs(constraint: OutputConstraint | None) -> Any:
     return StructuredOutputsParams(json=constraint.pattern)
 
 
-def _completion(sample: Any, prompt_tokens: int, want_logprobs: bool) -> Completion:
+def _completion(sample: Any, prompt_tokens: int, want_logprobs: bool, prompt_ids: tuple[int, ...]) -> Completion:
     """Our `Completion` from one vLLM `CompletionOutput`."""
     token_ids = tuple(sample.token_ids)
     logprobs = None
@@ -198,6 +201,7 @@ def _completion(sample: Any, prompt_tokens: int, want_logprobs: bool) -> Complet
             finish_reason=sample.finish_reason,
             prompt_token_count=prompt_tokens,
             logprobs=logprobs,
+            prompt_token_ids=prompt_ids,
         )
     return Completion(
         text=sample.text,

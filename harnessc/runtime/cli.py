@@ -142,6 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         columns=columns,
         banks=banks,
         builtins=args.builtins,
+        allow_roots=args.allow_roots,
         student_only=args.student_only,
         samples=args.samples,
         seed=args.seed,

@@ -8,6 +8,7 @@ at a time); what a stage does is defined once, here, so that both produce identi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,10 @@ class Program:
 
     `mode="inference"` hides oracle inputs from prompts (they read as absent); `mode="train"` shows them.
     `student_only=True` runs the student view alone as the program (the model without its harness).
+    `sampling_overrides` replace fields of every request's SamplingOptions (e.g. `{"temperature": 0.0}` to
+    evaluate greedily, `{"n": 1}` for one rollout per prompt), and `template_kwargs` are added to every
+    request's chat-template switches (winning over a stage's own `thinking`), so that whoever builds a
+    sequence from a request later sees the same switches the engine used.
     """
 
     def __init__(
@@ -61,6 +66,8 @@ class Program:
         seed: int = 0,
         default_max_tokens: int = 1024,
         student_only: bool = False,
+        sampling_overrides: Mapping[str, Any] | None = None,
+        template_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         self.harness = harness
         self.mode = mode
@@ -70,6 +77,8 @@ class Program:
         self.seed = seed
         self.default_max_tokens = default_max_tokens
         self.student_only = student_only
+        self.sampling_overrides = dict(sampling_overrides or {})
+        self.template_kwargs = dict(template_kwargs or {})
         self.student_stage = _student_stage(harness)
         self.output_expr = self._output_expression()
         self.stages = self._stages_to_run()
@@ -167,7 +176,9 @@ class Program:
             n=int(options.get("n", 1)),
             seed=self.request_seed(options.get("seed"), state, stage, iteration),
         )
+        sampling = dataclasses.replace(sampling, **self.sampling_overrides)
         kwargs = {"enable_thinking": options["thinking"]} if "thinking" in options else {}
+        kwargs.update(self.template_kwargs)
         return ChatRequest(
             messages=messages, sampling=sampling, template_kwargs=kwargs, constraint=_constraint(options)
         )

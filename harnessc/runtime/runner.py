@@ -46,6 +46,7 @@ class RunOptions:
     columns: dict[str, str] = field(default_factory=dict)
     banks: dict[str, str] = field(default_factory=dict)
     builtins: list[str] = field(default_factory=list)
+    allow_roots: list[str] = field(default_factory=list)  # folders imports may read besides the harness's
     student_only: bool = False
     samples: int = 1  # --n: independent runs of each example (pass@k)
     seed: int = 0
@@ -188,7 +189,13 @@ def run(
 
     started = time.perf_counter()
     registry = load_user_builtins(options.builtins)
-    harness = compile_file(options.harness, registry=registry, purpose="run", overrides=options.overrides).require()
+    harness = compile_file(
+        options.harness,
+        registry=registry,
+        purpose="run",
+        overrides=options.overrides,
+        allow_roots=options.allow_roots,
+    ).require()
     examples = load_examples(harness, options.data, limit=options.limit, columns=options.columns)
     out = Path(options.out)
     done = prepare_output(out, resume=options.resume, overwrite=options.overwrite)

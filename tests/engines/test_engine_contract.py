@@ -16,6 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from tiny_model import MAX_POSITIONS  # noqa: E402
+
 from harnessc.engines.base import (  # noqa: E402 - after the skips above
     ChatMessage,
     ChatRequest,
@@ -32,7 +34,7 @@ PLAN = (
     ChatMessage("user", "Question: what is three times five?"),
 )
 VERDICT = (ChatMessage("user", "The court weighs the evidence. Theft or fraud? Yes or no?"),)
-TOO_LONG = (ChatMessage("user", "two plus two " * 120),)
+TOO_LONG = (ChatMessage("user", "two plus two " * 500),)  # longer than the context
 CODE = r"[0-9]{3}-[a-z]{2}"
 OK_SCHEMA = json.dumps(
     {
@@ -135,9 +137,9 @@ def test_max_tokens_ends_with_length(engine: Engine) -> None:
 
 
 def test_generation_stops_at_the_context_limit(engine: Engine) -> None:
-    completion = only(engine, ask(max_tokens=1000))
+    completion = only(engine, ask(max_tokens=2 * MAX_POSITIONS))
     assert completion.finish_reason == "length"
-    assert completion.prompt_token_count + len(completion.token_ids) == 256  # the tiny model's context
+    assert completion.prompt_token_count + len(completion.token_ids) == MAX_POSITIONS  # the tiny model's context
 
 
 def test_results_keep_request_order_across_sampling_groups(engine: Engine) -> None:
@@ -184,7 +186,7 @@ def test_too_long_prompt_fails_alone(engine: Engine) -> None:
     long_result, fine = engine.chat([ask(TOO_LONG, n=2), ask()])
     assert [completion.finish_reason for completion in long_result] == ["error", "error"]
     assert "exceeds" in (long_result[0].error or "")
-    assert long_result[0].prompt_token_count > 256
+    assert long_result[0].prompt_token_count > MAX_POSITIONS
     assert fine[0].finish_reason == "length"
 
 
