@@ -92,6 +92,13 @@ def in_loop_evaluation() -> bool:
     return "eval_data" in TrainConfig.model_fields
 
 
+def in_loop_curve(run_dir: Path) -> dict[int, float]:
+    """The trainer's own held-out accuracy (greedy bare student) by step, when it evaluated in the loop."""
+    lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    metrics = [json.loads(line) for line in lines]
+    return {m["step"]: m["eval_accuracy"] for m in metrics if m.get("eval_accuracy") is not None}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=15)
@@ -113,6 +120,7 @@ def main() -> None:
     }
     summary = {
         "settings": vars(args),
+        "in_loop_eval": {name: in_loop_curve(out / name) for name in ("ophsd", "opsd")},
         "recipe": RECIPE,
         "train_minutes": {"ophsd": ophsd_minutes, "opsd": opsd_minutes},
         "accuracy": results,

@@ -62,6 +62,20 @@ def test_held_out_tickets_use_only_held_out_issues() -> None:
     assert not held_out & shared and len(held_out) == 6 * module.HELD_OUT_ISSUES
 
 
+def test_opsd_tickets_has_the_student_view_of_similar_cases() -> None:
+    opsd = (REPO / "examples/opsd_tickets.harness").read_text(encoding="utf-8")
+    similar = (REPO / "harnesses/similar_cases.harness").read_text(encoding="utf-8")
+    shared = (REPO / "harnesses/common/ticket_prompts.harness").read_text(encoding="utf-8")
+    for line in shared.splitlines():
+        if line.startswith("snippet "):
+            assert line in opsd.splitlines()
+
+    def student_view(text: str) -> str:
+        return text[text.index("student {") : text.index("}", text.index("student {"))]
+
+    assert student_view(opsd) == student_view(similar)
+
+
 @pytest.mark.parametrize("name", ["tickets.toml", "quickstart.toml"])
 def test_example_configs_are_valid(name: str) -> None:
     from ophsd.config import load_config
