@@ -75,6 +75,7 @@ def train(name: str, harness: str, out: Path, args) -> tuple[str, float]:
         command += [] if harness == HARNESS else ["--set", "banks={}"]  # the OPSD harness has no bank
         if in_loop_evaluation():
             command += ["--set", f"eval_data={DATA / 'tickets_test.jsonl'}", "--set", f"eval_every={args.eval_every}"]
+            command += ["--set", f"eval_limit={args.limit}"] if args.limit else []
         sh(*command)
     minutes = (time.time() - started) / 60
     from ophsd.checkpoint import list_checkpoints
