@@ -24,3 +24,6 @@ run harnesses/opsd.harness --data examples/data/math.jsonl --out runs/examples/o
 mkdir -p runs/examples && tail -n 60 examples/data/classify.jsonl > runs/examples/bank.jsonl
 run harnesses/draft_verify.harness --data examples/data/classify.jsonl --out runs/examples/draft_verify.jsonl \
     --bank cases=runs/examples/bank.jsonl
+# similar cases (answer-first tickets): the five most similar solved tickets as few-shot turns, their vote as a hint
+run harnesses/similar_cases.harness --data examples/data/tickets_test.jsonl --out runs/examples/similar_cases.jsonl \
+    --bank cases=examples/data/tickets_bank.jsonl

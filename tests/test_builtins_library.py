@@ -19,6 +19,7 @@ EXPECTED_SIGNATURES = {
     "regex_capture": "regex_capture(text: text, pattern: text, group: int = 1) -> text",
     "parse_label": "parse_label(text: text, labels: list[text]) -> text",
     "majority": "majority(items: list[T]) -> T",
+    "item": "item(items: list[T], index: int) -> T",
     "nonempty": "nonempty(value: T?) -> bool",
     "size": "size(value: T?) -> int",
     "contains": "contains(text: text, part: text) -> bool",
@@ -217,6 +218,19 @@ def test_majority_most_common() -> None:
 def test_majority_ties_go_to_the_first_occurrence() -> None:
     assert lib.majority(["b", "a", "a", "b"]) == "b"
     assert lib.majority([3, 1, 1, 3, 2]) == 3
+
+
+def test_item_indexes_from_either_end() -> None:
+    cases = ({"text": "a", "label": "x"}, {"text": "b", "label": "y"})
+    assert lib.item(cases, 0) == cases[0]
+    assert lib.item(list(cases), 1)["label"] == "y"
+    assert lib.item(cases, -1) == cases[1]
+
+
+@pytest.mark.parametrize("index", [2, -3])
+def test_item_out_of_range_raises(index: int) -> None:
+    with pytest.raises(IndexError, match="of a list of 2"):
+        lib.item(("a", "b"), index)
 
 
 def test_majority_ignores_blanks_unless_all_are_blank() -> None:

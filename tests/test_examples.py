@@ -38,6 +38,52 @@ def test_example_harnesses_check_clean_for_training(path) -> None:
     assert compile_file(path, purpose="train").diagnostics == []
 
 
+def test_ticket_splits_are_what_the_generator_writes() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_tickets", REPO / "examples/data/make_tickets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    splits = module.generate()
+    for split, rows in splits.items():
+        assert module.path(split).read_text(encoding="utf-8") == module.render(rows)
+    texts = [row["text"] for rows in splits.values() for row in rows]
+    assert len(set(texts)) == len(texts)  # no ticket in two splits
+
+
+def test_held_out_tickets_use_only_held_out_issues() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_tickets", REPO / "examples/data/make_tickets.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    held_out = {issue for issues in module.ISSUES.values() for issue in issues[-module.HELD_OUT_ISSUES :]}
+    shared = {issue for issues in module.ISSUES.values() for issue in issues[: -module.HELD_OUT_ISSUES]}
+    assert not held_out & shared and len(held_out) == 6 * module.HELD_OUT_ISSUES
+
+
+def test_opsd_tickets_has_the_student_view_of_similar_cases() -> None:
+    opsd = (REPO / "examples/opsd_tickets.harness").read_text(encoding="utf-8")
+    similar = (REPO / "harnesses/similar_cases.harness").read_text(encoding="utf-8")
+    shared = (REPO / "harnesses/common/ticket_prompts.harness").read_text(encoding="utf-8")
+    for line in shared.splitlines():
+        if line.startswith("snippet "):
+            assert line in opsd.splitlines()
+
+    def student_view(text: str) -> str:
+        return text[text.index("student {") : text.index("}", text.index("student {"))]
+
+    assert student_view(opsd) == student_view(similar)
+
+
+@pytest.mark.parametrize("name", ["tickets.toml", "quickstart.toml"])
+def test_example_configs_are_valid(name: str) -> None:
+    from ophsd.config import load_config
+
+    config = load_config(str(REPO / "examples" / name), {}, [])
+    assert compile_file(REPO / config.harness, purpose="train").ok
+
+
 def test_quickstart_config_is_valid() -> None:
     from ophsd.config import load_config
 

@@ -217,6 +217,20 @@ def majority(items: Sequence[Any]) -> Any:
     return first_seen[max(counts, key=counts.__getitem__)]
 
 
+@builtin("item(items: list[T], index: int) -> T")
+def item(items: Sequence[Any], index: int) -> Any:
+    """The item at position `index` of a list (0 = the first; negative counts from the end).
+
+    Lets a prompt lay out retrieved cases one per message, e.g. as few-shot turns:
+    `user "{item(similar, 0).text}"` / `assistant "{item(similar, 0).label}"`. An index outside the
+    list raises IndexError, which fails that example only: guard the stage (e.g. `when size(bank) >= k`).
+    """
+    values = tuple(items)
+    if not -len(values) <= index < len(values):
+        raise IndexError(f"item {index} of a list of {len(values)}")
+    return values[index]
+
+
 def _is_blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
