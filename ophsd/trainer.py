@@ -109,6 +109,12 @@ class Trainer:
         )
         if not self.rows:
             raise ValueError(f"{config.data} has no rows")
+        unknown = sorted(set(config.banks) - {bank.name for bank in self.harness.banks})
+        if unknown:  # before the model loads, not after
+            declared = ", ".join(bank.name for bank in self.harness.banks) or "none"
+            raise ConfigError(
+                [f"banks: {', '.join(unknown)} is not a bank of {config.harness} (it declares: {declared})"]
+            )
         self.eval_rows = (
             load_examples(self.harness, config.eval_data, limit=config.eval_limit, columns=config.columns)
             if config.eval_data

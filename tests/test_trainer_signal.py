@@ -17,7 +17,7 @@ from conftest import REPO  # noqa: E402
 from test_trainer import config  # noqa: E402
 
 from ophsd.cli import main  # noqa: E402
-from ophsd.config import ConfigError  # noqa: E402
+from ophsd.config import ConfigError, TrainConfig  # noqa: E402
 from ophsd.trainer import Trainer  # noqa: E402
 
 MATH = str(REPO / "examples/data/math.jsonl")
@@ -170,6 +170,13 @@ def test_the_student_template_switches_reach_the_rollout(tmp_path, tiny_model_di
         sampled_after = list(samples[0].prompt_token_ids)
         assert sampled_after[-len(think) :] == think
     assert trainer.train()[0]["tokens"] > 0  # built, compared and trained without a mismatch
+
+
+def test_a_bank_the_harness_does_not_declare_is_a_config_error_before_loading(tmp_path) -> None:
+    missing_model = str(tmp_path / "no-model")  # never reached: the check comes before any loading
+    settings = {"harness": OPSD, "data": MATH, "output": str(tmp_path / "run"), "model": missing_model}
+    with pytest.raises(ConfigError, match=r"banks: cases is not a bank of .*opsd.harness \(it declares: none\)"):
+        Trainer(TrainConfig(**settings, banks={"cases": MATH}))
 
 
 def test_budgets_that_cannot_fit_are_config_errors_before_loading(tmp_path, gpt2_128_dir) -> None:
