@@ -29,6 +29,7 @@ def sample_path(out: Path, step: int, batch: str) -> Path:
 @torch.no_grad()
 def inspect_rows(trainer: Trainer, batch: DistillBatch, count: int) -> list[dict[str, Any]]:
     """The first `count` rows of `batch`, decoded, with per-token divergence and both sides' probabilities."""
+    from ophsd.losses import chunked_divergence
     from ophsd.model import completion_hidden, eval_mode, output_head
 
     tokenizer, device = trainer.tokenizer, trainer.device
@@ -43,7 +44,14 @@ def inspect_rows(trainer: Trainer, batch: DistillBatch, count: int) -> list[dict
             batch.student_attention_mask.to(device),
             batch.student_positions,
         )
-        divergence = trainer.divergence(batch, teacher_hidden, grad=False)  # (N,)
+        divergence = chunked_divergence(  # (N,), from the hidden states above: no second student forward
+            student_hidden,
+            teacher_hidden,
+            output_head(trainer.policy),
+            trainer.teacher.head(),
+            trainer.spec,
+            trainer.config.loss_chunk_size,
+        )
         temperature = trainer.spec.temperature
         examples = []
         for row in rows:
