@@ -1,6 +1,6 @@
 """The registry of diagnostic codes: stable kebab-case names, their severity and a one-line summary.
 
-The long explanations (a bad example, the message it gets, the fix) live in harnessc/explanations.py and
+The long explanations (a bad example, the message it gets, the fix) live in harnessc/explanations/examples/ and
 are printed by `harnessc explain CODE`; docs/diagnostics.md is generated from both.
 """
 

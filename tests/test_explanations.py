@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 from harnessc.cli import main as harnessc_main
 from harnessc.codes import CODES
-from harnessc.explanations import EXPLANATIONS, example_name, explain, markdown, run_example
+from harnessc.explanations import (
+    EXPLANATIONS,
+    Explanation,
+    example_name,
+    explain,
+    load_explanations,
+    markdown,
+    run_example,
+)
 
 DOCS = REPO / "docs" / "diagnostics.md"
 REGENERATE = "python -m harnessc.explanations --markdown > docs/diagnostics.md"
 
 # Where each example's diagnostic points (line, column): the token the fix is about. Written by hand from
-# the examples in harnessc/explanations.py; an example or a span that moves makes its test fail.
+# the examples in harnessc/explanations/examples/; an example or a span that moves makes its test fail.
 LOCATIONS = {
     "unreadable-file": (1, 1),
     "invalid-encoding": (3, 8),  # the Latin-1 `è` of "Problème"
@@ -113,6 +122,17 @@ def test_explanations_that_need_more_than_one_file_say_so() -> None:
     assert "--set sample=4" in explain("invalid-override")
     assert "--for train" in explain("missing-teacher")
     assert "Beside it, common/math_prompts.harness:" in explain("import-content")
+
+
+def test_an_entry_with_an_unknown_key_is_refused_with_its_file(tmp_path: Path) -> None:
+    # a typo in a data file ("overide") must not silently drop the setting it meant
+    (tmp_path / "cycle.toml").write_text('fix = "x"\nexample = "harness h"\noveride = {a = "1"}\n')
+    with pytest.raises(ValueError, match=r"cycle.toml: unknown key\(s\) \['overide'\]"):
+        load_explanations(tmp_path)
+    (tmp_path / "cycle.toml").write_text('fix = "x"\nexists = false\noverrides = {a = "1"}\n')
+    assert load_explanations(tmp_path)["cycle"] == Explanation(
+        example="", fix="x", exists=False, overrides=(("a", "1"),)
+    )
 
 
 def test_the_cli_explains_a_code_and_rejects_an_unknown_one(capsys: pytest.CaptureFixture[str]) -> None:

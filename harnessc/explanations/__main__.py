@@ -1,0 +1,7 @@
+"""`python -m harnessc.explanations [--markdown] [CODE ...]`."""
+
+import sys
+
+from harnessc.explanations import main
+
+sys.exit(main())
