@@ -33,7 +33,7 @@ from collections.abc import Callable
 from harnessc.builtins.registry import default_registry
 from harnessc.checker import CheckContext, run_checks
 from harnessc.compiler import compile_source
-from harnessc.lower import lower_module
+from harnessc.lowering import lower_module
 from harnessc.parser import parse_module
 from harnessc.source import SourceFile
 

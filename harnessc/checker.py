@@ -97,7 +97,7 @@ def _read_site(stages: dict[str, ir.Stage], reader: str, read: str) -> tuple[str
 
     def owner(name: str) -> str:
         stage = stages.get(name)
-        return stage.loop if stage is not None and getattr(stage, "loop", None) else name
+        return stage.loop if stage is not None and stage.loop else name
 
     for stage in stages.values():
         if owner(stage.name) != reader:

@@ -28,6 +28,11 @@ MAX_ITERATIONS = 1000  # a loop's `max`
 # expressions: the work of every later pass is proportional to these).
 MAX_SNIPPET_EXPANSION = 4_000_000
 MAX_SNIPPET_NODES = 20_000
+# Snippets filled in one inside the other.
+MAX_SNIPPET_DEPTH = 16
+# How deep the syntax tree may nest (declaration levels included), and template blocks inside one string:
+# every later pass walks trees recursively, so deeper nesting is a diagnostic, not a RecursionError.
+MAX_NESTING = 64
 # How many times one `{for}` or comprehension body may be repeated for one example, through nested
 # iterations whose lengths are known before the run (list literals, list parameters, `n` samples).
 MAX_REPETITIONS = 1_000_000
