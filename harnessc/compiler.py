@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harnessc import ast, ir
 from harnessc.builtins.registry import Registry, default_registry
-from harnessc.checker import CheckContext, run_checks
+from harnessc.checks import CheckContext, run_checks
 from harnessc.diagnostics import CompileError, Diagnostic, sorted_unique
 from harnessc.limits import float_in_range, int_in_range
 from harnessc.lowering import lower_module

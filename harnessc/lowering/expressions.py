@@ -1,6 +1,6 @@
 """Expressions: one function per syntax node kind, each typing its node from its lowered children.
 
-The kinds with a module of their own: names (lowering/names.py), calls (lowering/calls.py), template
+The kinds with a module of their own: names (lowering/references.py), calls (lowering/calls.py), template
 literals (lowering/templates.py). A value that may be absent has an optional type (`T?`); conditions treat
 absent as false, and a mistake gives the type `any`, which matches everything (one diagnostic, no cascade).
 """
