@@ -79,7 +79,8 @@ def lower_module(
     student = lower_student(ctx)
     teacher = lower_teacher(ctx)
     output = lower_result(ctx, ast.OutputDecl, "output")
-    ctx.output_type = output.type if output is not None else ctx.output_type
+    if output is not None:
+        ctx.output_type = output.type  # what `grade` reads as `output`
     student_output = lower_result(ctx, ast.StudentOutputDecl, "student_output")
     grade = lower_result(ctx, ast.GradeDecl, "grade")
     header = module.header

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, get_args
 
 from harnessc import ast
@@ -35,40 +36,31 @@ def lowering_order(ctx: LoweringContext) -> list[Task]:
     """Every stage's tasks, each after the tasks it depends on; the roots are taken in declaration order,
     and the dependencies of a task in the order it reads them (a depth-first post-order, iterative: a
     chain of stages can be thousands long)."""
+    graph = _StageGraph(ctx)
     roots: list[Task] = []
     for name, declaration in ctx.declarations.items():
         if declaration.kind in STAGE_KINDS:
             roots.append(Task(name))
         if declaration.kind == "loop":
             roots.append(Task(name, loop_end=True))
-    snippet_reads: dict[str, tuple[str, ...]] = {}
     order: list[Task] = []
     entered: set[Task] = set()
     for root in roots:
         if root in entered:
             continue
         entered.add(root)
-        work = [(root, iter(_dependencies(ctx, root, snippet_reads)))]
+        work = [(root, iter(graph.dependencies(root)))]
         while work:
             task, pending = work[-1]
             for dependency in pending:
                 if dependency not in entered:  # one entered but not done is read in a cycle
                     entered.add(dependency)
-                    work.append((dependency, iter(_dependencies(ctx, dependency, snippet_reads))))
+                    work.append((dependency, iter(graph.dependencies(dependency))))
                     break
             else:
                 work.pop()
                 order.append(task)
     return order
-
-
-def _dependencies(ctx: LoweringContext, task: Task, snippet_reads: dict[str, tuple[str, ...]]) -> list[Task]:
-    node = ctx.declarations[task.name].node
-    if task.loop_end:
-        assert isinstance(node, ast.LoopStage)
-        return [Task(task.name), *_loop_end_dependencies(ctx, node, snippet_reads)]
-    reads = _STAGE_READS[type(node)](ctx, node)
-    return [Task(name) for name in _stages_read(ctx, reads, snippet_reads)]
 
 
 def _llm_reads(ctx: LoweringContext, node: ast.LlmStage) -> list[ast.Expr]:
@@ -93,6 +85,7 @@ def _loop_head_reads(ctx: LoweringContext, node: ast.LoopStage) -> list[ast.Expr
     return [node.initial]  # the bound is a constant
 
 
+# What each kind of stage evaluates (a loop: its head), in the order lowering evaluates it.
 _STAGE_READS: dict[type, Callable[[LoweringContext, Any], list[ast.Expr]]] = {
     ast.LlmStage: _llm_reads,
     ast.LetStage: _let_reads,
@@ -100,62 +93,73 @@ _STAGE_READS: dict[type, Callable[[LoweringContext, Any], list[ast.Expr]]] = {
 }
 
 
-def _loop_end_dependencies(
-    ctx: LoweringContext, node: ast.LoopStage, snippet_reads: dict[str, tuple[str, ...]]
-) -> Iterator[Task]:
-    """What a loop's end reads, in the order lowering reads it: the `until`s, the steps, the first `next`."""
-    untils = [item.condition for item in node.items if isinstance(item, ast.Until)]
-    yield from (Task(name) for name in _stages_read(ctx, untils, snippet_reads))
-    for item in node.items:
-        if isinstance(item, (ast.LlmStage, ast.LetStage)) and is_declared(ctx, item):
-            yield Task(item.name.name)
-    nexts = [item.value for item in node.items if isinstance(item, ast.Next)][:1]
-    yield from (Task(name) for name in _stages_read(ctx, nexts, snippet_reads))
+@dataclass
+class _StageGraph:
+    """The edges of the stage graph, computed as the walk reaches each task."""
 
+    ctx: LoweringContext
+    snippet_stages: dict[str, tuple[str, ...]] = field(default_factory=dict)  # cache of `_snippet_stages`
 
-def _stages_read(
-    ctx: LoweringContext, nodes: Iterable[ast.Expr], snippet_reads: dict[str, tuple[str, ...]]
-) -> list[str]:
-    """The stages lowering `nodes` reads, in first-read order, through the snippets they fill in."""
-    found: dict[str, None] = {}
-    for name, bound in _reads(ctx, nodes, frozenset()):
-        if ctx.kind_of(name) == "snippet":
-            found.update((item, None) for item in _snippet_stages(ctx, name, snippet_reads) if item not in bound)
-        elif ctx.kind_of(name) in STAGE_KINDS:
-            found[name] = None
-    return list(found)
+    def dependencies(self, task: Task) -> list[Task]:
+        node = self.ctx.declarations[task.name].node
+        if task.loop_end:
+            assert isinstance(node, ast.LoopStage)
+            return [Task(task.name), *self._loop_end_dependencies(node)]
+        return [Task(name) for name in self._stages_read(_STAGE_READS[type(node)](self.ctx, node))]
 
+    def _loop_end_dependencies(self, node: ast.LoopStage) -> Iterator[Task]:
+        """What a loop's end reads, in the order lowering reads it: the `until`s, the steps, the first
+        `next`."""
+        untils = [item.condition for item in node.items if isinstance(item, ast.Until)]
+        yield from (Task(name) for name in self._stages_read(untils))
+        for item in node.items:
+            if isinstance(item, (ast.LlmStage, ast.LetStage)) and is_declared(self.ctx, item):
+                yield Task(item.name.name)
+        nexts = [item.value for item in node.items if isinstance(item, ast.Next)][:1]
+        yield from (Task(name) for name in self._stages_read(nexts))
 
-def _snippet_stages(ctx: LoweringContext, root: str, cache: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
-    """The stages snippet `root` reads when filled in, but for the locals of the use (the caller's to
-    subtract), through the snippets it uses. Cached; iterative (chains of snippets can be long); a snippet
-    in a cycle of snippets reads nothing more (the cycle is reported when it is filled in)."""
-    direct: dict[str, list[_Read]] = {}
-    visiting: set[str] = set()
-    stack = [root]
-    while stack:
-        name = stack[-1]
-        if name in cache:
-            stack.pop()
-            continue
-        if name not in direct:
-            direct[name] = list(_reads(ctx, [snippet_template(ctx, name)], frozenset()))
-        used = [item for item, _ in direct[name] if ctx.kind_of(item) == "snippet"]
-        missing = [item for item in used if item not in cache and item not in visiting]
-        if missing and name not in visiting:
-            visiting.add(name)
-            stack.extend(missing)
-            continue
+    def _stages_read(self, nodes: Iterable[ast.Expr]) -> list[str]:
+        """The stages lowering `nodes` reads, in first-read order, through the snippets they fill in."""
+        kind_of = self.ctx.kind_of
         found: dict[str, None] = {}
-        for item, bound in direct[name]:
-            if ctx.kind_of(item) == "snippet":
-                found.update((read, None) for read in cache.get(item, ()) if read not in bound)
-            elif ctx.kind_of(item) in STAGE_KINDS:
-                found[item] = None
-        cache[name] = tuple(found)
-        visiting.discard(name)
-        stack.pop()
-    return cache[root]
+        for name, bound in _reads(self.ctx, nodes, frozenset()):
+            if kind_of(name) == "snippet":
+                found.update((item, None) for item in self._snippet_stages(name) if item not in bound)
+            elif kind_of(name) in STAGE_KINDS:
+                found[name] = None
+        return list(found)
+
+    def _snippet_stages(self, root: str) -> tuple[str, ...]:
+        """The stages snippet `root` reads when filled in, but for the locals of the use (the caller's to
+        subtract), through the snippets it uses. Iterative (chains of snippets can be long); a snippet in a
+        cycle of snippets reads nothing more (the cycle is reported when it is filled in)."""
+        ctx, cache = self.ctx, self.snippet_stages
+        direct: dict[str, list[_Read]] = {}
+        visiting: set[str] = set()
+        stack = [root]
+        while stack:
+            name = stack[-1]
+            if name in cache:
+                stack.pop()
+                continue
+            if name not in direct:
+                direct[name] = list(_reads(ctx, [snippet_template(ctx, name)], frozenset()))
+            used = [item for item, _ in direct[name] if ctx.kind_of(item) == "snippet"]
+            missing = [item for item in used if item not in cache and item not in visiting]
+            if missing and name not in visiting:
+                visiting.add(name)
+                stack.extend(missing)
+                continue
+            found: dict[str, None] = {}
+            for item, bound in direct[name]:
+                if ctx.kind_of(item) == "snippet":
+                    found.update((read, None) for read in cache.get(item, ()) if read not in bound)
+                elif ctx.kind_of(item) in STAGE_KINDS:
+                    found[item] = None
+            cache[name] = tuple(found)
+            visiting.discard(name)
+            stack.pop()
+        return cache[root]
 
 
 def _reads(ctx: LoweringContext, nodes: Iterable[Any], bound: frozenset[str]) -> Iterator[_Read]:
