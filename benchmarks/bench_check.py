@@ -12,9 +12,10 @@ Each stage reads the stage before it and up to two random earlier ones (fixed se
 
 Times are the best of `--repeat` runs. "wall s" and "CPU s" are `compile_source` end to end, in wall-clock
 and in CPU time (the front end is single-threaded: on an idle machine the two agree; on a shared one CPU
-time is the steadier measure). The phases, in CPU seconds: parse (text → syntax tree), lower (names,
-types, templates → IR) and checks (the whole-graph checks of checker.py). The last column divides the
-CPU time per stage by that of the smallest size: it stays near 1 when the front end grows linearly.
+time is the steadier measure). The phases, in CPU seconds: parse (text → syntax tree, templates
+included), lower (names, types → IR) and checks (the whole-graph checks of harnessc/checks/). The last
+column divides the CPU time per stage by that of the smallest size: it stays near 1 when the front end
+grows linearly.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ import time
 from collections.abc import Callable
 
 from harnessc.builtins.registry import default_registry
-from harnessc.checker import CheckContext, run_checks
+from harnessc.checks import CheckContext, run_checks
 from harnessc.compiler import compile_source
-from harnessc.lower import lower_module
+from harnessc.lowering import lower_module
 from harnessc.parser import parse_module
 from harnessc.source import SourceFile
 

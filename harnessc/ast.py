@@ -1,7 +1,9 @@
 """The syntax tree: what the file says, with a span on every node, before any name is resolved.
 
-Nodes are frozen, slotted, keyword-only dataclasses; sequences are tuples. `lower.py` turns this tree into
-the typed IR; nothing here knows about types or the stage graph.
+Nodes are frozen, slotted, keyword-only dataclasses; sequences are tuples. The tree is complete: the
+template syntax inside strings is parsed too (`TemplateLiteral.parts`), so that later passes never parse.
+harnessc/lowering/ turns this tree into the typed IR; nothing here knows about types or the stage graph.
+The template nodes are named `Template*`, apart from the IR's template parts (`ir.TextPart`, ...).
 """
 
 from __future__ import annotations
@@ -12,16 +14,14 @@ from typing import Union
 
 from harnessc.source import Span
 
-_node = dataclass(frozen=True, slots=True, kw_only=True)
 
-
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Identifier:
     name: str
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Text:
     """A decoded string literal. `offsets[i]` is the source offset of `value[i]` (escapes and dedent make
     the two differ), so that template diagnostics can point inside the string. The offsets are a `range`
@@ -37,59 +37,72 @@ class Text:
 # ---- expressions ----------------------------------------------------------------------------------
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Name:
     name: str
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FieldAccess:
     value: Expr
     field: Identifier
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class KeywordArgument:
     name: Identifier
     value: Expr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Call:
     function: Identifier
     arguments: tuple[Expr | KeywordArgument, ...]
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TemplateLiteral:
+    """A string where a value is computed: a template, its syntax parsed into `parts`
+    (harnessc/template_parser.py)."""
+
+    text: Text
+    parts: tuple[TemplatePart, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StringLiteral:
+    """A string where a constant goes (an option's value, a parameter's default, a bank setting): taken
+    verbatim, never as a template, so that a regex (`"[0-9]{3}"`) or a JSON schema needs no doubled braces."""
+
     text: Text
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Number:
     value: int | float  # 0 or 0.0 when out of range: the type as written, the value unknown
     span: Span
     out_of_range: bool = False  # reported by the parser (number-out-of-range)
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Boolean:
     value: bool
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ListLiteral:
     items: tuple[Expr, ...]
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Comprehension:
     element: Expr
     variable: Identifier
@@ -97,13 +110,13 @@ class Comprehension:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Not:
     operand: Expr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Logical:
     operator: str  # "and" | "or"
     left: Expr
@@ -111,7 +124,7 @@ class Logical:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Comparison:
     operator: str
     left: Expr
@@ -120,34 +133,87 @@ class Comparison:
 
 
 Expr = Union[
-    Name, FieldAccess, Call, TemplateLiteral, Number, Boolean, ListLiteral, Comprehension, Not, Logical, Comparison
+    Name,
+    FieldAccess,
+    Call,
+    TemplateLiteral,
+    StringLiteral,
+    Number,
+    Boolean,
+    ListLiteral,
+    Comprehension,
+    Not,
+    Logical,
+    Comparison,
 ]
+
+
+# ---- templates: the syntax inside a string ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemplateText:
+    """Literal text (`{{` and `}}` already turned into braces)."""
+
+    value: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemplatePlaceholder:
+    """`{expr}`: the value of an expression."""
+
+    expr: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemplateIf:
+    """`{if condition}then{else}otherwise{end}`."""
+
+    condition: Expr
+    then: tuple[TemplatePart, ...]
+    otherwise: tuple[TemplatePart, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemplateFor:
+    """`{for variable in iterable}body{end}`."""
+
+    variable: Identifier
+    iterable: Expr
+    body: tuple[TemplatePart, ...]
+    span: Span
+
+
+TemplatePart = Union[TemplateText, TemplatePlaceholder, TemplateIf, TemplateFor]
 
 
 # ---- types ----------------------------------------------------------------------------------------
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NamedType:
     name: Identifier
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GenericType:
     name: Identifier
     argument: TypeExpr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FieldType:
     name: Identifier
     type: TypeExpr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RecordType:
     fields: tuple[FieldType, ...]
     span: Span
@@ -159,7 +225,7 @@ TypeExpr = Union[NamedType, GenericType, RecordType]
 # ---- declarations ---------------------------------------------------------------------------------
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Setting:
     """`key value` inside a body: a message (`user "..."`) or an option (`temperature 0.6`)."""
 
@@ -168,20 +234,20 @@ class Setting:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Header:
     name: Identifier
     description: Text | None
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Import:
     path: Text
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class InputDecl:
     name: Identifier
     type: TypeExpr
@@ -189,7 +255,7 @@ class InputDecl:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ParamDecl:
     name: Identifier
     type: TypeExpr
@@ -197,14 +263,14 @@ class ParamDecl:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class SnippetDecl:
     name: Identifier
-    text: Text
+    template: TemplateLiteral
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BankField:
     name: Identifier
     type: TypeExpr
@@ -212,7 +278,7 @@ class BankField:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BankDecl:
     name: Identifier
     fields: tuple[BankField, ...]
@@ -220,13 +286,13 @@ class BankDecl:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Body:
     settings: tuple[Setting, ...]
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LlmStage:
     name: Identifier
     guard: Expr | None
@@ -235,26 +301,26 @@ class LlmStage:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LetStage:
     name: Identifier
     value: Expr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Until:
     condition: Expr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Next:
     value: Expr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoopStage:
     name: Identifier
     initial: Expr
@@ -263,37 +329,37 @@ class LoopStage:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StudentView:
     body: Body
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TeacherTemplate:
     body: Body
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TeacherChain:
     names: tuple[Identifier, ...]
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OutputDecl:
     value: Expr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StudentOutputDecl:
     value: Expr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GradeDecl:
     value: Expr
     span: Span
@@ -317,7 +383,7 @@ Item = Union[
 ]
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Module:
     path: str
     header: Header | None

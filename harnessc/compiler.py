@@ -20,13 +20,14 @@ from pathlib import Path
 
 from harnessc import ast, ir
 from harnessc.builtins.registry import Registry, default_registry
-from harnessc.checker import CheckContext, run_checks
+from harnessc.checks import CheckContext, run_checks
 from harnessc.diagnostics import CompileError, Diagnostic, sorted_unique
 from harnessc.limits import float_in_range, int_in_range
-from harnessc.lower import lower_module
-from harnessc.parser import number_out_of_range, parse_module
+from harnessc.lowering import lower_module
+from harnessc.parser import parse_module
 from harnessc.reading import Refusal, Roots, check_text_size, read_import, read_source
 from harnessc.source import SourceFile, Span
+from harnessc.syntax_errors import number_out_of_range
 from harnessc.types import TEXT, ListOf, Scalar, Type, strip_optional
 
 
@@ -210,9 +211,8 @@ def _import_diagnostic(item: ast.Import, refusal: Refusal) -> Diagnostic:
 
 
 def _non_snippets(module: ast.Module) -> list[Diagnostic]:
-    problems = [item for item in module.items if not isinstance(item, (ast.SnippetDecl, ast.Import))]
-    if module.header is not None:
-        problems.insert(0, module.header)
+    problems: list[ast.Header | ast.Item] = [module.header] if module.header is not None else []
+    problems += [item for item in module.items if not isinstance(item, (ast.SnippetDecl, ast.Import))]
     return [
         Diagnostic(
             code="import-content",

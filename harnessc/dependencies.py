@@ -68,7 +68,7 @@ def top_level_graph(stages: Mapping[str, ir.Stage]) -> dict[str, list[str]]:
 
     def owner(name: str) -> str:
         stage = stages.get(name)
-        return stage.loop if stage is not None and getattr(stage, "loop", None) else name
+        return stage.loop if stage is not None and stage.loop else name
 
     graph: dict[str, list[str]] = {name: [] for name, stage in stages.items() if owner(name) == name}
     for name, stage in stages.items():

@@ -17,22 +17,21 @@ from typing import Literal as TypingLiteral
 from harnessc.source import Span
 from harnessc.types import Record, Type, parse_type
 
-_node = dataclass(frozen=True, slots=True, kw_only=True)
-
 RefKind = TypingLiteral["input", "param", "bank", "stage", "loop", "local", "student", "output"]
+Role = TypingLiteral["system", "user", "assistant"]
 
 
 # ---- expressions -------------------------------------------------------------------------------------
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Literal:
     value: Any  # str | int | float | bool | tuple of those
     type: Type
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Ref:
     """A reference to a declared name. `kind` says what it names; `type` is the type at this use."""
 
@@ -42,7 +41,7 @@ class Ref:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FieldRef:
     value: Expr
     field: str
@@ -50,7 +49,7 @@ class FieldRef:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallExpr:
     """A built-in call; `arguments` follow the signature's order with defaults filled in."""
 
@@ -60,14 +59,14 @@ class CallExpr:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ListExpr:
     items: tuple[Expr, ...]
     type: Type
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ComprehensionExpr:
     variable: str
     iterable: Expr
@@ -76,14 +75,14 @@ class ComprehensionExpr:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class NotExpr:
     operand: Expr
     type: Type
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogicExpr:
     operator: str  # "and" | "or"
     left: Expr
@@ -92,7 +91,7 @@ class LogicExpr:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompareExpr:
     operator: str
     left: Expr
@@ -101,7 +100,7 @@ class CompareExpr:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TemplateExpr:
     template: Template
     type: Type
@@ -116,19 +115,19 @@ Expr = Union[
 # ---- templates ---------------------------------------------------------------------------------------
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TextPart:
     value: str
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ValuePart:
     value: Expr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class IfPart:
     """Shown when `condition` is present and truthy (non-empty text or list, true, non-zero)."""
 
@@ -138,7 +137,7 @@ class IfPart:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ForPart:
     variable: str
     iterable: Expr
@@ -149,7 +148,7 @@ class ForPart:
 Part = Union[TextPart, ValuePart, IfPart, ForPart]
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Template:
     parts: tuple[Part, ...]
     span: Span
@@ -158,7 +157,7 @@ class Template:
 # ---- declarations and stages ---------------------------------------------------------------------------
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Input:
     name: str
     type: Type
@@ -167,7 +166,7 @@ class Input:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Param:
     name: str
     type: Type
@@ -175,7 +174,7 @@ class Param:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BankField:
     name: str
     type: Type
@@ -183,7 +182,7 @@ class BankField:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Bank:
     """A memory bank: entries built from each training example with `fields`; searched on `search_field`."""
 
@@ -196,14 +195,14 @@ class Bank:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
-    role: TypingLiteral["system", "user", "assistant"]
+    role: Role
     template: Template
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Option:
     """A sampling option, chat-template switch or output constraint; `value` is a constant expression."""
 
@@ -212,7 +211,7 @@ class Option:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Prompt:
     """Chat messages plus the options they are sampled with."""
 
@@ -224,7 +223,7 @@ class Prompt:
         return next((option for option in self.options if option.name == name), None)
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LlmStage:
     """A generation. With a `guard`, it runs only when the guard holds; otherwise the `fallback` prompt
     runs if there is one, and else the stage is absent."""
@@ -239,7 +238,7 @@ class LlmStage:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LetStage:
     name: str
     value: Expr
@@ -249,13 +248,13 @@ class LetStage:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Until:
     condition: Expr
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LoopStage:
     """A bounded refinement loop. `name` holds the loop-carried value: `initial` first, then `next` after
     each iteration; `steps` run in order (stage names and the `until` exit test) at most `max_iterations`
@@ -270,11 +269,16 @@ class LoopStage:
     name_span: Span
     span: Span
 
+    @property
+    def loop(self) -> None:
+        """The loop a stage is inside, as for the other stages: none, as loops do not nest."""
+        return None
+
 
 Stage = Union[LlmStage, LetStage, LoopStage]
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TeacherChain:
     """The teacher context is the rendered prompt of the first of `stages` that ran (`student` last)."""
 
@@ -282,7 +286,7 @@ class TeacherChain:
     span: Span
 
 
-@_node
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Harness:
     name: str
     description: str
@@ -299,12 +303,16 @@ class Harness:
     name_span: Span  # the header's name (where file-level diagnostics point)
     span: Span
 
+    # name → stage, for O(1) lookups: built once, as the harness is immutable; not a field of the data (it is
+    # left out of comparisons, repr, JSON and `dataclasses.replace`, which builds it anew).
+    _stage_index: dict[str, Stage] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The first stage of a name wins (duplicate names are reported; the first one is the definition).
+        object.__setattr__(self, "_stage_index", {stage.name: stage for stage in reversed(self.stages)})
+
     def stage(self, name: str) -> Stage | None:
-        global _stage_index
-        index = _stage_index  # (harness, name → stage) of the last harness asked: lookups are O(1)
-        if index[0] is not self:
-            index = _stage_index = (self, {stage.name: stage for stage in reversed(self.stages)})
-        return index[1].get(name)
+        return self._stage_index.get(name)
 
     def input(self, name: str) -> Input | None:
         return next((item for item in self.inputs if item.name == name), None)
@@ -319,21 +327,25 @@ class Harness:
 # ---- traversal -------------------------------------------------------------------------------------------
 
 
-_stage_index: tuple[Any, dict[str, Any]] = (None, {})
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
 # Fields that never hold IR nodes, by their annotation: `children` does not look into them.
-_LEAF_FIELDS = {"Span", "Type", "Record", "str", "str | None", "bool", "RefKind", "tuple[str, ...]"}
+_LEAF_FIELDS = {"Span", "Type", "Record", "str", "str | None", "bool", "RefKind", "Role", "tuple[str, ...]"}
+
+
+def _data_fields(cls: type) -> list[dataclasses.Field]:
+    """A node class's fields, without those computed from the others (`Harness._stage_index`)."""
+    return [item for item in dataclasses.fields(cls) if item.init]
 
 
 def _node_fields(cls: type) -> tuple[str, ...]:
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(
-            field.name
-            for field in dataclasses.fields(cls)
-            if field.type not in _LEAF_FIELDS and not str(field.type).startswith("TypingLiteral[")
+            item.name
+            for item in _data_fields(cls)
+            if item.type not in _LEAF_FIELDS and not str(item.type).startswith("TypingLiteral[")
         )
     return names
 
@@ -390,9 +402,9 @@ def to_json(node: Any) -> Any:
         return node.to_json()
     if dataclasses.is_dataclass(node) and type(node).__name__ in _NODE_TYPES:
         data: dict[str, Any] = {"node": type(node).__name__}
-        for field in dataclasses.fields(node):
-            value = getattr(node, field.name)
-            data[field.name] = str(value) if _is_type_field(field) else to_json(value)
+        for item in _data_fields(type(node)):
+            value = getattr(node, item.name)
+            data[item.name] = str(value) if _is_type_field(item) else to_json(value)
         return data
     if isinstance(node, tuple):
         return [to_json(item) for item in node]
@@ -409,14 +421,14 @@ def from_json(data: Any) -> Any:
         return Span.from_json(data)
     cls = _NODE_TYPES[data["node"]]
     values = {}
-    for field in dataclasses.fields(cls):
-        raw = data[field.name]
-        values[field.name] = parse_type(raw) if _is_type_field(field) else from_json(raw)
+    for item in _data_fields(cls):
+        raw = data[item.name]
+        values[item.name] = parse_type(raw) if _is_type_field(item) else from_json(raw)
     return cls(**values)
 
 
-def _is_type_field(field: dataclasses.Field) -> bool:
-    return field.type in ("Type", "Record")
+def _is_type_field(item: dataclasses.Field) -> bool:
+    return item.type in ("Type", "Record")
 
 
 def dumps(harness: Harness) -> str:

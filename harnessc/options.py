@@ -1,7 +1,7 @@
 """What may appear inside an `llm`, `student` or `teacher` body besides messages: the option table.
 
 Each option has a type; its value is a constant (a literal or a `param`). Value ranges are checked on the
-IR by checker.py, after `--set` overrides, so that an override out of range is reported too.
+IR by harnessc/checks/, after `--set` overrides, so that an override out of range is reported too.
 """
 
 from __future__ import annotations

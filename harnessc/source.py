@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Union
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +74,36 @@ class SourceFile:
         """A zero-width span at the last non-blank character: where "unexpected end of file" points."""
         stripped = self.text.rstrip()
         return self.span(len(stripped), len(stripped))
+
+
+class ShiftedSource:
+    """Quacks like SourceFile for a substring of one: the text of a template placeholder, parsed on its own.
+    Offsets in the substring map through `offsets` (one source offset per character) to the file's spans."""
+
+    where = "placeholder"  # what "unexpected end of ..." is the end of
+
+    def __init__(self, source: SourceFile, text: str, offsets: Sequence[int]) -> None:
+        self.source = source
+        self.offsets = offsets
+        self.path = source.path
+        self.text = text
+
+    def real(self, offset: int) -> int:
+        if not self.offsets:
+            return 0
+        if offset >= len(self.offsets):
+            return self.offsets[-1] + 1
+        return self.offsets[offset]
+
+    def span(self, start: int, end: int | None = None) -> Span:
+        end = start if end is None else end
+        real_end = self.real(end - 1) + 1 if end > start else self.real(start)
+        return self.source.span(self.real(start), real_end)
+
+    def end_span(self) -> Span:
+        stripped = self.text.rstrip()
+        return self.span(len(stripped), len(stripped))
+
+
+# What the parser reads from: a whole file, or a placeholder's text inside one.
+AnySource = Union[SourceFile, ShiftedSource]

@@ -15,7 +15,7 @@ import tracemalloc
 
 import pytest
 
-from harnessc import ir, limits, template
+from harnessc import ir, limits, template_parser
 from harnessc.cli import main
 from harnessc.compiler import compile_source
 from harnessc.diagnostics import render_all
@@ -41,13 +41,13 @@ def _ir_nodes(compilation) -> int:
 def parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts template parses: the work that used to be repeated at every use of a snippet."""
     calls: list[int] = []
-    original = template.parse_template
+    original = template_parser.parse_template
 
-    def counting(text, source):
+    def counting(text, source, parse_expression):
         calls.append(1)
-        return original(text, source)
+        return original(text, source, parse_expression)
 
-    monkeypatch.setattr("harnessc.lower_expressions.parse_template", counting)
+    monkeypatch.setattr("harnessc.parser.parse_template", counting)
     return calls
 
 

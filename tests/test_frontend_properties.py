@@ -565,17 +565,17 @@ def test_random_declarations_give_diagnostics(text: str) -> None:
 def test_dotted_names_parse_like_the_grammar(parts: list[str]) -> None:
     """Template placeholders that are plain (dotted) names skip the parser; the result must be identical."""
     from harnessc.names import KEYWORDS
-    from harnessc.parser import _ShiftedSource, _to_ast, dotted_name, lark_parser
-    from harnessc.source import SourceFile
+    from harnessc.parser import _to_ast, dotted_name, lark_parser
+    from harnessc.source import ShiftedSource, SourceFile
 
     text = ".".join(parts)
     source = SourceFile("t.harness", f'let x = "{{{text}}}"')
-    shifted = _ShiftedSource(source, text, tuple(range(10, 10 + len(text))))
+    shifted = ShiftedSource(source, text, tuple(range(10, 10 + len(text))))
     fast = dotted_name(text, shifted)
     if any(part in KEYWORDS for part in parts):
         assert fast is None
     else:
-        assert fast == _to_ast(lark_parser().parse(text, start="expr"), shifted)
+        assert fast == _to_ast(lark_parser().parse(text, start="expr"), shifted, source, [])
 
 
 def test_ir_walk_visits_what_a_plain_dataclass_traversal_visits() -> None:
@@ -616,7 +616,7 @@ def _reference_unescape(chars: list[str], offsets: list[int]) -> tuple[str, list
 @FAST
 @given(st.text(alphabet=st.sampled_from(list('ab \t\\"nt\n\r{}')), max_size=40))
 def test_string_decoding_matches_the_character_rule(text: str) -> None:
-    from harnessc.parser import _dedent, _unescape
+    from harnessc.strings import _dedent, _unescape
 
     offsets = list(range(7, 7 + len(text)))
     value, value_offsets = _unescape(list(text), offsets)

@@ -1,4 +1,4 @@
-"""The template syntax inside strings.
+"""The template syntax inside strings, parsed into the syntax tree's template nodes (harnessc.ast).
 
     {expr}                       the value of an expression (a name, `record.field`, a call)
     {if expr}...{else}...{end}   a segment shown only when `expr` is present / true
@@ -9,82 +9,61 @@ A block tag (`{if ...}`, `{else}`, `{end}`, `{for ...}`) alone on its line takes
 its line break included (the last line's tag takes the line break before it instead), so blocks can be
 written on lines of their own without leaving blank lines in the prompt.
 
-The result is a tuple of segments whose expressions are still syntax trees; `lower.py` types them.
+The parser (harnessc/parser.py) calls `parse_template` for every string that is a template, and passes
+its own expression parser for the placeholders: this module does not import the parser, which imports it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Union
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from harnessc import ast
 from harnessc.diagnostics import Diagnostic, Label
-from harnessc.parser import MAX_NESTING, parse_expression
+from harnessc.limits import MAX_NESTING
 from harnessc.source import SourceFile, Span
 
-_node = dataclass(frozen=True, slots=True, kw_only=True)
-
-
-@_node
-class TextPart:
-    value: str
-    span: Span
-
-
-@_node
-class PlaceholderPart:
-    expr: ast.Expr
-    span: Span
-
-
-@_node
-class IfPart:
-    condition: ast.Expr
-    then: tuple[Part, ...]
-    otherwise: tuple[Part, ...]
-    span: Span
-
-
-@_node
-class ForPart:
-    variable: ast.Identifier
-    iterable: ast.Expr
-    body: tuple[Part, ...]
-    span: Span
-
-
-Part = Union[TextPart, PlaceholderPart, IfPart, ForPart]
+# (the placeholder's text, the source offset of each of its characters, the file) → its syntax tree
+ExpressionParser = Callable[[str, Sequence[int], SourceFile], "tuple[ast.Expr | None, list[Diagnostic]]"]
 
 _STANDALONE_TAG = re.compile(r"^[ \t]*(\{(?:if\s[^{}]*|for\s[^{}]*|else|end)\})[ \t]*$", re.M)
 _FOR = re.compile(r"for\s+([A-Za-z_]\w*)\s+in\s+(.+)$", re.S)
 _BRACE = re.compile(r"[{}]")
 
 
+@dataclass
 class _Block:
-    """An open `{if}` or `{for}` while its body is being collected."""
+    """An open `{if}` or `{for}` while its body is being collected. Its condition, or its variable and
+    iterable, are None when they are missing or malformed (reported): the block is then dropped."""
 
-    def __init__(self, kind: str, header: object, span: Span) -> None:
-        self.kind, self.header, self.span = kind, header, span
-        self.parts: list[Part] = []
-        self.otherwise: list[Part] | None = None
-        self.else_span: Span | None = None  # where `{else}` was written, for "a second {else}"
+    kind: str  # "if" | "for"
+    span: Span
+    condition: ast.Expr | None = None
+    variable: ast.Identifier | None = None
+    iterable: ast.Expr | None = None
+    parts: list[ast.TemplatePart] = field(default_factory=list)
+    otherwise: list[ast.TemplatePart] | None = None
+    else_span: Span | None = None  # where `{else}` was written, for "a second {else}"
 
-    def add(self, part: Part) -> None:
+    def add(self, part: ast.TemplatePart) -> None:
         (self.otherwise if self.otherwise is not None else self.parts).append(part)
 
 
-def parse_template(text: ast.Text, source: SourceFile) -> tuple[tuple[Part, ...], list[Diagnostic]]:
-    """Split a decoded string into parts; collects every template error instead of stopping at one."""
-    scanner = _Scanner(text, source)
+def parse_template(
+    text: ast.Text, source: SourceFile, parse_expression: ExpressionParser
+) -> tuple[tuple[ast.TemplatePart, ...], list[Diagnostic]]:
+    """Split a decoded string into template nodes; collects every template error instead of stopping at one."""
+    scanner = _Scanner(text, source, parse_expression)
     return scanner.run(), scanner.diagnostics
 
 
 class _Scanner:
-    def __init__(self, text: ast.Text, source: SourceFile) -> None:
+    def __init__(self, text: ast.Text, source: SourceFile, parse_expression: ExpressionParser) -> None:
         self.value, self.offsets, self.source = text.value, text.offsets, source
+        self.parse_expression = parse_expression
         self.diagnostics: list[Diagnostic] = []
-        self.root: list[Part] = []
+        self.root: list[ast.TemplatePart] = []
         self.stack: list[_Block] = []
         self.literal: list[str] = []
         self.literal_start = 0
@@ -97,12 +76,12 @@ class _Scanner:
         real_end = self.offsets[min(end, len(self.offsets)) - 1] + 1 if end > start else real_start
         return self.source.span(real_start, real_end)
 
-    def emit(self, part: Part) -> None:
+    def emit(self, part: ast.TemplatePart) -> None:
         (self.stack[-1].add if self.stack else self.root.append)(part)
 
     def flush(self, upto: int) -> None:
         if self.literal:
-            self.emit(TextPart(value="".join(self.literal), span=self.span(self.literal_start, upto)))
+            self.emit(ast.TemplateText(value="".join(self.literal), span=self.span(self.literal_start, upto)))
             self.literal = []
 
     def literal_char(self, char: str, index: int) -> None:
@@ -112,7 +91,7 @@ class _Scanner:
             self.literal_start = index
         self.literal.append(char)
 
-    def run(self) -> tuple[Part, ...]:
+    def run(self) -> tuple[ast.TemplatePart, ...]:
         index, value = 0, self.value
         while index < len(value):
             pair = value[index : index + 2]
@@ -201,7 +180,7 @@ class _Scanner:
                 f"write `{form}`",
                 "incomplete",
             )
-            self.stack.append(_Block(content, None, whole))
+            self.stack.append(_Block(content, whole))
         elif content.startswith("if ") or content.startswith("if\n"):
             self.open_if(inner_start + 3, inner_end, whole)
         elif content.startswith("for "):
@@ -209,7 +188,7 @@ class _Scanner:
         else:
             expr = self.expression(inner_start, inner_end)
             if expr is not None:
-                self.emit(PlaceholderPart(expr=expr, span=whole))
+                self.emit(ast.TemplatePlaceholder(expr=expr, span=whole))
         return close + 1
 
     def expression(self, start: int, end: int) -> ast.Expr | None:
@@ -218,13 +197,13 @@ class _Scanner:
         if start >= end:
             self.error("syntax-error", "empty expression in template", start - 1, end + 1)
             return None
-        expr, errors = parse_expression(self.value[start:end], self.offsets[start:end], self.source)
+        expr, errors = self.parse_expression(self.value[start:end], self.offsets[start:end], self.source)
         self.diagnostics.extend(errors)
         return expr
 
     def open_if(self, start: int, end: int, whole: Span) -> None:
         condition = self.expression(start, end)
-        self.push(_Block("if", condition, whole))
+        self.push(_Block("if", whole, condition=condition))
 
     def push(self, block: _Block) -> None:
         """Open a block; beyond MAX_NESTING levels it is reported and its contents dropped (later passes
@@ -239,19 +218,19 @@ class _Scanner:
                 )
             )
         if len(self.stack) >= MAX_NESTING:
-            block.header = None
+            block.condition = block.variable = block.iterable = None
         self.stack.append(block)
 
     def open_for(self, content: str, start: int, end: int, whole: Span) -> None:
         match = _FOR.match(content)
         if match is None:
             self.error("template-block", "malformed loop: expected `{for NAME in LIST}`", start, end)
-            self.push(_Block("for", None, whole))
+            self.push(_Block("for", whole))
             return
         name_start = start + match.start(1)
         variable = ast.Identifier(name=match[1], span=self.span(name_start, name_start + len(match[1])))
         iterable = self.expression(start + match.start(2), end)
-        self.push(_Block("for", (variable, iterable), whole))
+        self.push(_Block("for", whole, variable=variable, iterable=iterable))
 
     def block_keyword(self, keyword: str, whole: Span, after: int) -> None:
         if not self.stack:
@@ -296,19 +275,12 @@ class _Scanner:
     def close_block(self, after: int) -> None:
         block = self.stack.pop()
         span = _join(block.span, self.span(after - 1, after)) if after else block.span
-        if block.kind == "if":
-            if block.header is not None:
-                self.emit(
-                    IfPart(
-                        condition=block.header,
-                        then=tuple(block.parts),
-                        otherwise=tuple(block.otherwise or ()),
-                        span=span,
-                    )
-                )
-        elif block.header is not None and block.header[1] is not None:
-            variable, iterable = block.header
-            self.emit(ForPart(variable=variable, iterable=iterable, body=tuple(block.parts), span=span))
+        if block.condition is not None:
+            then, otherwise = tuple(block.parts), tuple(block.otherwise or ())
+            self.emit(ast.TemplateIf(condition=block.condition, then=then, otherwise=otherwise, span=span))
+        elif block.variable is not None and block.iterable is not None:
+            body = tuple(block.parts)
+            self.emit(ast.TemplateFor(variable=block.variable, iterable=block.iterable, body=body, span=span))
 
 
 def _standalone_whitespace(value: str) -> set[int]:
@@ -352,26 +324,3 @@ def _find_close(value: str, index: int) -> int | None:
             return None
         index += 1
     return None
-
-
-def names_read(parts: tuple[Part, ...], parse) -> tuple[list[str], int]:
-    """Every name the parts read, once per use, through nested string literals too (`{join(x, "{S}")}`),
-    and how many nodes (parts and expression nodes) they hold: what a snippet's expansion is measured by.
-    `parse(text)` returns a string's parts (cached by the caller). Iterative: templates nest deeply."""
-    found: list[str] = []
-    nodes = 0
-    pending: list[object] = list(parts)
-    while pending:
-        node = pending.pop()
-        if isinstance(node, Span):
-            continue
-        nodes += 1
-        if isinstance(node, ast.Name):
-            found.append(node.name)
-        elif isinstance(node, ast.TemplateLiteral):
-            pending.extend(parse(node.text))
-        elif not isinstance(node, (TextPart, ast.Text, ast.Identifier, Span)) and hasattr(node, "__dataclass_fields__"):
-            for name in node.__dataclass_fields__:
-                value = getattr(node, name)
-                pending.extend(item for item in (value if isinstance(value, tuple) else (value,)) if item is not None)
-    return found, nodes

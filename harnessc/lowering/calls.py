@@ -6,41 +6,37 @@ when it is: `extract_boxed(solve)` is `text?` when `solve` is guarded. Condition
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from harnessc import ast, ir
+from harnessc.builtins.registry import Builtin, Parameter
 from harnessc.diagnostics import Label
+from harnessc.lowering.context import LoweringContext, Scope
 from harnessc.names import did_you_mean
 from harnessc.types import ANY, AnyType, Optional_, Type, make_optional, substitute, unify
 
-if TYPE_CHECKING:
-    from harnessc.builtins.registry import Builtin, Parameter
-    from harnessc.lower import Lowerer, _Scope
 
-
-def bind_call(lowerer: Lowerer, node: ast.Call, scope: _Scope) -> ir.Expr:
+def lower_call(ctx: LoweringContext, node: ast.Call, scope: Scope) -> ir.Expr:
     name = node.function.name
-    builtin = lowerer.registry.get(name)
+    builtin = ctx.registry.get(name)
     if builtin is None:
         # The arguments are still lowered (their own mistakes are reported) and kept in the call, so that the
         # stages they read count as used: a misspelled built-in must not also make `solve` "unused".
         arguments = tuple(
-            lowerer.lower_expr(argument.value if isinstance(argument, ast.KeywordArgument) else argument, scope)
+            ctx.lower_expr(argument.value if isinstance(argument, ast.KeywordArgument) else argument, scope)
             for argument in node.arguments
         )
-        lowerer.error(
+        ctx.error(
             "unknown-builtin",
             f"unknown built-in `{name}`",
             node.function.span,
             "not a built-in",
-            did_you_mean(name, lowerer.registry.names()) or ("`harnessc builtins` lists them all",),
+            did_you_mean(name, ctx.registry.names()) or ("`harnessc builtins` lists them all",),
         )
         return ir.CallExpr(function=name, arguments=arguments, type=ANY, span=node.span)
-    bound = _bind_arguments(lowerer, builtin, node, scope)
-    return _typed_call(lowerer, builtin, bound, node)
+    bound = _bind_arguments(ctx, builtin, node, scope)
+    return _typed_call(ctx, builtin, bound, node)
 
 
-def _bind_arguments(lowerer: Lowerer, builtin: Builtin, node: ast.Call, scope: _Scope) -> dict[str, ir.Expr]:
+def _bind_arguments(ctx: LoweringContext, builtin: Builtin, node: ast.Call, scope: Scope) -> dict[str, ir.Expr]:
     parameters = {parameter.name: parameter for parameter in builtin.signature.parameters}
     order = list(parameters)
     bound: dict[str, ir.Expr] = {}
@@ -48,9 +44,9 @@ def _bind_arguments(lowerer: Lowerer, builtin: Builtin, node: ast.Call, scope: _
     for index, argument in enumerate(node.arguments):
         if isinstance(argument, ast.KeywordArgument):
             seen_keyword = True
-            _bind_keyword(lowerer, builtin, argument, parameters, bound, scope)
+            _bind_keyword(ctx, builtin, argument, parameters, bound, scope)
         elif seen_keyword:
-            lowerer.error(
+            ctx.error(
                 "argument-count",
                 "a positional argument cannot follow a keyword argument",
                 argument.span,
@@ -59,11 +55,11 @@ def _bind_arguments(lowerer: Lowerer, builtin: Builtin, node: ast.Call, scope: _
             )
             # Bind it to the first parameter still free, so that it is not reported missing as well.
             free = [name for name in order if name not in bound]
-            value = lowerer.lower_expr(argument, scope)
+            value = ctx.lower_expr(argument, scope)
             if free:
                 bound[free[0]] = value
         elif index >= len(order):
-            lowerer.error(
+            ctx.error(
                 "argument-count",
                 f"`{builtin.name}` takes at most {len(order)} argument"
                 f"{'' if len(order) == 1 else 's'}, but {len(node.arguments)} were given",
@@ -72,25 +68,25 @@ def _bind_arguments(lowerer: Lowerer, builtin: Builtin, node: ast.Call, scope: _
                 (f"signature: {builtin.signature}",),
             )
         else:
-            bound[order[index]] = lowerer.lower_expr(argument, scope)
+            bound[order[index]] = ctx.lower_expr(argument, scope)
     return bound
 
 
 def _bind_keyword(
-    lowerer: Lowerer,
+    ctx: LoweringContext,
     builtin: Builtin,
     argument: ast.KeywordArgument,
-    parameters: dict,
+    parameters: dict[str, Parameter],
     bound: dict[str, ir.Expr],
-    scope: _Scope,
+    scope: Scope,
 ) -> None:
     key = argument.name.name
-    value = lowerer.lower_expr(argument.value, scope)
+    value = ctx.lower_expr(argument.value, scope)
     if key not in parameters:
         # `top_k=` for `k=`: a parameter that is one word of the name given is as likely as a near-miss.
         within = [name for name in parameters if name in key.split("_") and name != key]
         hints = did_you_mean(key, parameters) or ((f"did you mean `{within[0]}`?",) if within else ())
-        lowerer.error(
+        ctx.error(
             "unknown-argument",
             f"`{builtin.name}` has no parameter `{key}`",
             argument.name.span,
@@ -98,7 +94,7 @@ def _bind_keyword(
             (*hints, f"signature: {builtin.signature}"),
         )
     elif key in bound:
-        lowerer.error(
+        ctx.error(
             "duplicate-argument",
             f"argument `{key}` of `{builtin.name}` is given twice",
             argument.span,
@@ -109,20 +105,20 @@ def _bind_keyword(
         bound[key] = value
 
 
-def _typed_call(lowerer: Lowerer, builtin: Builtin, bound: dict[str, ir.Expr], node: ast.Call) -> ir.Expr:
+def _typed_call(ctx: LoweringContext, builtin: Builtin, bound: dict[str, ir.Expr], node: ast.Call) -> ir.Expr:
     bindings: dict[str, Type] = {}
     absent_possible = False
     arguments: list[ir.Expr] = []
     for parameter in builtin.signature.parameters:
         value = bound.get(parameter.name)
         if value is None:
-            arguments.append(_default(lowerer, builtin, parameter, node))
+            arguments.append(_default(ctx, builtin, parameter, node))
             continue
         actual = value.type
         if isinstance(actual, Optional_) and not isinstance(parameter.type, Optional_):
             actual, absent_possible = actual.inner, True
         if not unify(parameter.type, actual, bindings):
-            lowerer.error(
+            ctx.error(
                 "argument-type",
                 f"argument `{parameter.name}` of `{builtin.name}` must be "
                 f"{substitute(parameter.type, bindings)}, but this is {value.type}",
@@ -137,9 +133,9 @@ def _typed_call(lowerer: Lowerer, builtin: Builtin, bound: dict[str, ir.Expr], n
     return ir.CallExpr(function=builtin.name, arguments=tuple(arguments), type=result, span=node.span)
 
 
-def _default(lowerer: Lowerer, builtin: Builtin, parameter: Parameter, node: ast.Call) -> ir.Expr:
+def _default(ctx: LoweringContext, builtin: Builtin, parameter: Parameter, node: ast.Call) -> ir.Expr:
     if parameter.required:
-        lowerer.error(
+        ctx.error(
             "argument-count",
             f"`{builtin.name}` is missing its argument `{parameter.name}`",
             node.span,
