@@ -74,7 +74,7 @@ def test_the_grammar_tests_pass() -> None:
     if shutil.which("npx") is None:
         pytest.skip("npx (node and npm) is not installed: the grammar tests need vscode-tmgrammar-test")
     if not (EXTENSION / "node_modules" / "vscode-tmgrammar-test").is_dir():
-        pytest.skip("editors/vscode/node_modules is missing: run `npm ci` there (scripts/setup.sh does when npm exists)")
+        pytest.skip("editors/vscode/node_modules is missing: run `npm ci` there (scripts/setup.sh does, given npm)")
     cases = sorted(path.name for path in (EXTENSION / "tests").glob("*.harness"))
     assert len(cases) >= 3
     result = subprocess.run(
