@@ -22,6 +22,7 @@ from harnessc import ir
 from harnessc.builtins.registry import Builtin, Registry
 from harnessc.compiler import Compilation
 from harnessc.lsp.outline import Declaration, Occurrence, Outline, outline
+from harnessc.lsp.positions import LineIndex
 from harnessc.options import OPTIONS, ROLES
 from harnessc.reading import Roots, read_import
 from harnessc.types import Bank, ListOf, Optional_, Record, Type, TypeSyntaxError, parse_type
@@ -89,6 +90,13 @@ class Analysis:
         self.allow_roots = allow_roots
         self.open_text = open_text or (lambda real: None)
         self._imports: list[ImportedFile] | None = None
+        self._lines: dict[str, LineIndex] = {}
+
+    def lines(self, encoding: str) -> LineIndex:
+        """The line index of the text for positions in `encoding` (made once)."""
+        if encoding not in self._lines:
+            self._lines[encoding] = LineIndex(self.text, encoding)
+        return self._lines[encoding]
 
     @property
     def harness(self) -> ir.Harness | None:

@@ -34,7 +34,6 @@ from harnessc.lsp.outline import (
     Slot,
     StringInfo,
 )
-from harnessc.lsp.positions import LineIndex
 from harnessc.options import OPTIONS
 from harnessc.types import BOOL, Optional_, Type, unify
 
@@ -358,7 +357,7 @@ def _import_paths(analysis: Analysis, string: StringInfo, offset: int, encoding:
             break
     token = string.token
     end = token.content_end
-    edit_range = lsp_range(LineIndex(analysis.text, encoding), token.content_start, max(end, offset))
+    edit_range = lsp_range(analysis.lines(encoding), token.content_start, max(end, offset))
     return [
         types.CompletionItem(
             label=path,

@@ -27,13 +27,13 @@ def definition(analysis: Analysis, offset: int, encoding: str, uri_of, open_text
     _occurrence, target = found
     if target.kind == "declaration" and target.declaration is not None:
         declaration = target.declaration
-        index = LineIndex(target.text, encoding)
+        index = analysis.lines(encoding) if target.path == analysis.path else LineIndex(target.text, encoding)
         return types.Location(
             uri=uri_of(target.path), range=lsp_range(index, declaration.name_start, declaration.name_end)
         )
     if target.kind == "binding" and target.occurrence is not None:
         binding = target.occurrence
-        index = LineIndex(analysis.text, encoding)
+        index = analysis.lines(encoding)
         return types.Location(uri=uri_of(analysis.path), range=lsp_range(index, binding.start, binding.end))
     if target.kind == "import" and target.path:
         start = types.Position(line=0, character=0)

@@ -50,7 +50,7 @@ def to_lsp(
 ) -> list[types.Diagnostic]:
     """The LSP diagnostics of `compilation` for the document of `analysis`. `uri_of(path)` is a file's URI."""
     library = is_library(analysis.outline)
-    index = LineIndex(analysis.text, encoding)
+    index = analysis.lines(encoding)
     indexes: dict[str, LineIndex] = {analysis.path: index}
     imported = {item.display: item for item in analysis.imports()}
 

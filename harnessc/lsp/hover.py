@@ -16,7 +16,6 @@ from lsprotocol import types
 from harnessc.lsp.analysis import Analysis, Target, declaration_source
 from harnessc.lsp.diagnostics import lsp_range
 from harnessc.lsp.outline import Declaration, Occurrence
-from harnessc.lsp.positions import LineIndex
 from harnessc.options import OPTIONS
 
 KEYWORDS = {
@@ -85,7 +84,7 @@ def hover(analysis: Analysis, offset: int, encoding: str) -> types.Hover | None:
         return None
     return types.Hover(
         contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text),
-        range=lsp_range(LineIndex(analysis.text, encoding), occurrence.start, occurrence.end),
+        range=lsp_range(analysis.lines(encoding), occurrence.start, occurrence.end),
     )
 
 

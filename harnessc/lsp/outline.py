@@ -29,11 +29,19 @@ from harnessc.names import KEYWORDS
 
 NAME, NUMBER, STRING, COMMENT, PUNCT, OTHER = "name", "number", "string", "comment", "punct", "other"
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
-_SPACE = re.compile(r"[ \t\f\r\n]+")
-_TWO_CHAR = ("==", "!=", "<=", ">=")
-_ONE_CHAR = frozenset("{}()[],:=.<>")
+# One token at a time, by the grammar's rules (harnessc/grammar.lark); strings are finished by `lex`.
+_TOKEN_PARTS = (
+    r"(?P<space>[ \t\f\r\n]+)",
+    r"(?P<comment>\#[^\n]*)",
+    r"(?P<quote>{quote})",
+    r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)",
+    r"(?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)",
+    r"(?P<punct>==|!=|<=|>=|[{{}}()\[\],:=.<>])",
+    r"(?P<other>.)",
+)
+_TOKEN = re.compile("|".join(_TOKEN_PARTS).format(quote='"'), re.S)
+_ESCAPED_TOKEN = re.compile("|".join(_TOKEN_PARTS).format(quote=r'\\"|"'), re.S)
+_KINDS = {"comment": COMMENT, "name": NAME, "number": NUMBER, "punct": PUNCT, "other": OTHER}
 
 # Words that continue an expression rather than end it.
 OPERATOR_WORDS = frozenset({"and", "or", "not", "for", "in"})
@@ -65,53 +73,36 @@ def lex(text: str, start: int = 0, end: int | None = None, *, escaped_quotes: bo
     With `escaped_quotes`, the text is the inside of a placeholder in a one-line string, where a nested
     string literal is written `\\"...\\"`."""
     end = len(text) if end is None else end
+    pattern = _ESCAPED_TOKEN if escaped_quotes else _TOKEN
     tokens: list[Token] = []
+    append = tokens.append
     index = start
     while index < end:
-        char = text[index]
-        space = _SPACE.match(text, index, end)
-        if space:
-            index = space.end()
-            continue
-        if char == "#":
-            stop = text.find("\n", index, end)
-            stop = end if stop < 0 else stop
-            tokens.append(Token(COMMENT, text[index:stop], index, stop))
-            index = stop
-        elif escaped_quotes and text.startswith('\\"', index):
-            stop = text.find('\\"', index + 2, end)
-            closed = stop >= 0
-            stop = stop + 2 if closed else end
-            content_end = stop - 2 if closed else end
-            tokens.append(Token(STRING, text[index:stop], index, stop, False, closed, index + 2, content_end, True))
-            index = stop
-        elif text.startswith('"""', index):
-            stop = text.find('"""', index + 3, end)
-            closed = stop >= 0
-            stop = stop + 3 if closed else end
-            content_end = stop - 3 if closed else end
-            tokens.append(Token(STRING, text[index:stop], index, stop, True, closed, index + 3, content_end))
-            index = stop
-        elif char == '"':
-            stop, closed = _string_end(text, index + 1, end)
-            content_end = stop - 1 if closed else stop
-            tokens.append(Token(STRING, text[index:stop], index, stop, False, closed, index + 1, content_end))
-            index = stop
-        elif name := _NAME.match(text, index, end):
-            tokens.append(Token(NAME, name.group(), index, name.end()))
-            index = name.end()
-        elif number := _NUMBER.match(text, index, end):
-            tokens.append(Token(NUMBER, number.group(), index, number.end()))
-            index = number.end()
-        elif text[index : index + 2] in _TWO_CHAR:
-            tokens.append(Token(PUNCT, text[index : index + 2], index, index + 2))
-            index += 2
-        elif char in _ONE_CHAR:
-            tokens.append(Token(PUNCT, char, index, index + 1))
-            index += 1
+        match = pattern.match(text, index, end)
+        assert match is not None  # `other` matches any character
+        kind, stop = match.lastgroup, match.end()
+        if kind == "space":
+            pass
+        elif kind == "quote":
+            if match.group() == '\\"':
+                close = text.find('\\"', index + 2, end)
+                closed = close >= 0
+                stop = close + 2 if closed else end
+                content_end = close if closed else end
+                append(Token(STRING, text[index:stop], index, stop, False, closed, index + 2, content_end, True))
+            elif text.startswith('"""', index):
+                close = text.find('"""', index + 3, end)
+                closed = close >= 0
+                stop = close + 3 if closed else end
+                content_end = close if closed else end
+                append(Token(STRING, text[index:stop], index, stop, True, closed, index + 3, content_end))
+            else:
+                stop, closed = _string_end(text, index + 1, end)
+                content_end = stop - 1 if closed else stop
+                append(Token(STRING, text[index:stop], index, stop, False, closed, index + 1, content_end))
         else:
-            tokens.append(Token(OTHER, char, index, index + 1))
-            index += 1
+            append(Token(_KINDS[kind], match.group(), index, stop))  # type: ignore[index]
+        index = stop
     return tokens
 
 

@@ -12,9 +12,11 @@ Lines end at `\\n`, `\\r\\n` or a lone `\\r`, as the protocol defines them. Noth
 from __future__ import annotations
 
 import bisect
+import re
 from dataclasses import dataclass, field
 
 UTF8, UTF16, UTF32 = "utf-8", "utf-16", "utf-32"
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 def _units(text: str, encoding: str) -> int:
@@ -35,17 +37,7 @@ class LineIndex:
     line_starts: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        starts = [0]
-        text, index, length = self.text, 0, len(self.text)
-        while index < length:
-            char = text[index]
-            if char == "\n":
-                starts.append(index + 1)
-            elif char == "\r":
-                if index + 1 < length and text[index + 1] == "\n":
-                    index += 1
-                starts.append(index + 1)
-            index += 1
+        starts = [0] + [match.end() for match in _LINE_BREAK.finditer(self.text)]
         object.__setattr__(self, "line_starts", tuple(starts))
 
     def _line_end(self, line: int) -> int:

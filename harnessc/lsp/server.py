@@ -68,6 +68,7 @@ class HarnessLanguageServer(LanguageServer):
         super().__init__("harnessc", __version__)
         self.settings = settings
         self.checked: dict[str, _Checked] = {}
+        self.analyses: dict[str, Analysis] = {}  # the last analysis of each document, reused while it is current
         self.pending: dict[str, asyncio.Task] = {}
         self.compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harnessc-check")
 
@@ -109,16 +110,20 @@ class HarnessLanguageServer(LanguageServer):
         document = self.workspace.get_text_document(uri)
         text = document.source
         checked = self.checked.get(uri)
-        analysis = Analysis(
-            self.path_of(uri),
-            text,
-            checked.compilation if checked is not None else None,
-            self.settings.registry,
-            self.settings.allow_roots,
-            self.open_text,
-            fresh=checked is not None and checked.text == text,
-        )
-        return analysis, LineIndex(text, self.encoding())
+        compilation = checked.compilation if checked is not None else None
+        analysis = self.analyses.get(uri)
+        if analysis is None or analysis.compilation is not compilation or analysis.text != text:
+            analysis = Analysis(
+                self.path_of(uri),
+                text,
+                compilation,
+                self.settings.registry,
+                self.settings.allow_roots,
+                self.open_text,
+                fresh=checked is not None and checked.text == text,
+            )
+            self.analyses[uri] = analysis
+        return analysis, analysis.lines(self.encoding())
 
     # -- diagnostics ----------------------------------------------------------------------------------------
 
@@ -165,6 +170,8 @@ class HarnessLanguageServer(LanguageServer):
         analysis = Analysis(
             path, text, compilation, settings.registry, settings.allow_roots, self.open_text, fresh=True
         )
+        if compilation.harness is not None:
+            self.analyses[uri] = analysis
         diagnostics = to_lsp(compilation, analysis, self.encoding(), settings.docs_url, self.uri_of)
         self.text_document_publish_diagnostics(
             types.PublishDiagnosticsParams(uri=uri, version=version, diagnostics=diagnostics)
@@ -201,6 +208,7 @@ def create_server(settings: Settings) -> HarnessLanguageServer:
         if waiting is not None:
             waiting.cancel()
         ls.checked.pop(uri, None)
+        ls.analyses.pop(uri, None)
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
 
     @server.feature(types.TEXT_DOCUMENT_HOVER)

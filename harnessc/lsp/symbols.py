@@ -35,7 +35,7 @@ _KIND = {
 
 def document_symbols(analysis: Analysis, encoding: str) -> list[types.DocumentSymbol]:
     """The document's declarations as a tree of symbols."""
-    index = LineIndex(analysis.text, encoding)
+    index = analysis.lines(encoding)
     return [symbol for item in analysis.outline.declarations if (symbol := _symbol(analysis, index, item)) is not None]
 
 
