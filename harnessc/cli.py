@@ -245,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     builtins.set_defaults(handler=cmd_builtins)
 
     lsp = commands.add_parser("lsp", help="run the language server (LSP over stdio) for editors")
-    lsp.add_argument("--for", dest="purpose", choices=("any", "train", "run"), default="any")
+    lsp.add_argument("--for", dest="purpose", choices=("any", "train", "run"), default="any", help="as `check --for`")
     _common(lsp)
     lsp.set_defaults(handler=cmd_lsp)
 

@@ -65,7 +65,7 @@ def to_lsp(
         return indexes[path]
 
     def location(span: Span) -> types.Location | None:
-        lines = index_of(span.file)
+        lines = index_of(span.file) if not span.file.startswith("<") else None  # `<--set>`: no file
         if lines is None:
             return None
         path = imported[span.file].real if span.file in imported else span.file
