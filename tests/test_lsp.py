@@ -434,6 +434,15 @@ def test_completion_inside_a_template_placeholder(client: Client, workspace: Pat
     client.close(uri)
 
 
+def test_completion_in_the_student_view_offers_what_it_may_read(client: Client, workspace: Path) -> None:
+    text = MAIN.replace("  user ASK\n  max_tokens tokens\n}\nteacher", '  user "{}"\n  max_tokens tokens\n}\nteacher')
+    uri = client.open(workspace / "student.harness", text)
+    items = client.completion(uri, at(text, 'user "{}"', shift=7))
+    assert {"question", "hint", "tokens", "ASK", "FORMAT", "join"} <= set(items)
+    assert not {"answer", "plan", "plan_text", "current"} & set(items)  # an oracle input, stages
+    client.close(uri)
+
+
 def test_completion_at_an_option_position(client: Client, workspace: Path) -> None:
     text = MAIN.replace("  temperature temp\n", "  temperature temp\n  \n")
     uri = client.open(workspace / "options.harness", text)

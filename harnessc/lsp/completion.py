@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from pathlib import Path
@@ -31,6 +32,7 @@ from harnessc.lsp.outline import (
     PUNCT,
     VIEW_WORDS,
     Outline,
+    Placeholder,
     Slot,
     StringInfo,
 )
@@ -158,14 +160,29 @@ def _declared(analysis: Analysis, target: Target, sort: str = "1") -> types.Comp
 
 def _builtins(analysis: Analysis) -> list[types.CompletionItem]:
     return [
-        _item(item.name, types.CompletionItemKind.Function, str(item.signature), doc=item.doc, sort="2")
+        _item(
+            item.name, types.CompletionItemKind.Function, str(item.signature), doc=inspect.cleandoc(item.doc), sort="2"
+        )
         for item in analysis.registry
     ]
 
 
 def _expression(analysis: Analysis, offset: int) -> list[types.CompletionItem]:
-    names = [_declared(analysis, target) for target in analysis.visible(offset)]
+    targets = analysis.visible(offset)
+    where = analysis.outline.declaration_at(offset)
+    if where is not None and where.kind == "student":  # the student view reads no stage, bank or oracle
+        targets = [target for target in targets if _student_may_read(target)]
+    names = [_declared(analysis, target) for target in targets]
     return names + _builtins(analysis) + _keywords(("not", "true", "false"))
+
+
+def _student_may_read(target: Target) -> bool:
+    declaration = target.declaration
+    if declaration is None:
+        return True
+    if declaration.kind == "input":
+        return "oracle" not in declaration.flags
+    return declaration.kind in ("param", "snippet")
 
 
 def _call_arguments(analysis: Analysis, index: int | None) -> list[types.CompletionItem]:
@@ -291,6 +308,8 @@ def _in_string(
         (item for item in string.placeholders if item.inner_start <= offset <= item.inner_end),
         None,
     )
+    if hole is None and analysis.text[offset - 1 : offset + 1] == "{}" and analysis.text[offset - 2 : offset] != "{{":
+        hole = Placeholder(offset - 1, offset + 1, offset, offset, True)  # `{|}`: a `}` the editor closed
     if hole is None:
         return []
     before = analysis.text[hole.inner_start : start]

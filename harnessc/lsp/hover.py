@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 from lsprotocol import types
 
 from harnessc.lsp.analysis import Analysis, Target, declaration_source
@@ -107,7 +109,8 @@ def describe(analysis: Analysis, occurrence: Occurrence, target: Target) -> str:
                 return head + f"\n\n`{builtin.name}` takes no argument `{name}`"
             default = "" if parameter.required else " (optional)"
             return _code(f"{name}: {parameter.type}", "") + f"\n\nargument of `{builtin.name}`{default}\n\n" + head
-        return head + (f"\n\n{builtin.doc}" if builtin.doc else "") + f"\n\n*built-in, from `{builtin.module}`*"
+        doc = inspect.cleandoc(builtin.doc) if builtin.doc else ""
+        return head + (f"\n\n{doc}" if doc else "") + f"\n\n*built-in, from `{builtin.module}`*"
     if kind == "option":
         if occurrence.detail == "bank":
             return BANK_SETTINGS.get(name, "")
@@ -153,7 +156,9 @@ def _declaration(analysis: Analysis, occurrence: Occurrence, target: Target) -> 
     }.get(kind, kind)
     if declaration.parent is not None and kind in ("llm", "let"):
         title += f" inside loop `{declaration.parent.name}`"
-    parts = [_code(_signature(target, declared))]
+    source = declaration_source(target.text, declaration)
+    as_written = kind in ("param", "snippet") and source  # the declaration says it all: no signature
+    parts = [_code(source if as_written else _signature(target, declared))]
     line = f"*{title}*"
     if at_use is not None and at_use != declared:
         line += f"; here: `{at_use}`"
@@ -162,10 +167,8 @@ def _declaration(analysis: Analysis, occurrence: Occurrence, target: Target) -> 
         parts.append("oracle: visible to prompts in training only; `grade` always sees it")
     if kind == "llm":
         parts.append(_llm_details(target.text, declaration))
-    elif kind in ("let", "param", "snippet", "loop", "bank", "output", "teacher") or not here:
-        source = declaration_source(target.text, declaration)
-        if source:
-            parts.append(_code(source))
+    elif source and not as_written and kind in ("let", "loop", "bank", "output", "teacher", "student_output", "grade"):
+        parts.append(_code(source))
     if not here:
         parts.append(f"from `{target.path}`")
     return "\n\n".join(part for part in parts if part)
@@ -198,7 +201,9 @@ def _llm_details(text: str, declaration: Declaration) -> str:
             continue
         roles = [item.key for item in settings if item.key in ROLE_DOCS]
         options = [item for item in settings if item.key not in ROLE_DOCS]
-        if roles:
+        if len(roles) > 6:
+            lines.append(f"{label}{len(roles)} messages: " + ", ".join(roles[:5]) + ", ..., " + roles[-1])
+        elif roles:
             lines.append(f"{label}messages: " + ", ".join(roles))
         if options:
             rows = ["| option | value |", "| --- | --- |"]
