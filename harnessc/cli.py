@@ -138,6 +138,12 @@ def cmd_builtins(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_lsp(args: argparse.Namespace) -> int:
+    from harnessc.lsp import main as serve
+
+    return serve(purpose=args.purpose, allow_roots=args.allow_roots, builtins=args.builtins, overrides=args.overrides)
+
+
 # ---- parser ----------------------------------------------------------------------------------------------
 
 
@@ -237,6 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="import MODULE to register user built-ins (repeatable)",
     )
     builtins.set_defaults(handler=cmd_builtins)
+
+    lsp = commands.add_parser("lsp", help="run the language server (LSP over stdio) for editors")
+    lsp.add_argument("--for", dest="purpose", choices=("any", "train", "run"), default="any", help="as `check --for`")
+    _common(lsp)
+    lsp.set_defaults(handler=cmd_lsp)
 
     from harnessc.runtime.cli import add_run_command  # light: the engines are imported when a run starts
 
