@@ -413,10 +413,10 @@ def json_schema_problems(text: str) -> list[Problem]:
 
     # the meta-schema without its format checks: those would judge `pattern`s by Python's `re`, and the
     # backend's own dialect is checked below
-    error = best_match(Draft202012Validator(Draft202012Validator.META_SCHEMA).iter_errors(schema))
-    if error is not None:
-        where = "/".join(str(part) for part in error.absolute_path) or "the top level"
-        return [Problem(f"not a valid JSON schema at {where}: {error.message}", None)]
+    invalid = best_match(Draft202012Validator(Draft202012Validator.META_SCHEMA).iter_errors(schema))
+    if invalid is not None:
+        where = "/".join(str(part) for part in invalid.absolute_path) or "the top level"
+        return [Problem(f"not a valid JSON schema at {where}: {invalid.message}", None)]
     return list(_backend_problems(schema, schema, "#"))
 
 
