@@ -94,7 +94,7 @@ class _RegexReader:
         raise _Refused(Problem(message, self.i if index is None else index, "error", hint))
 
     def read(self) -> None:
-        depth = 0
+        opened: list[int] = []  # where each unclosed `(` is
         while self.i < len(self.p):
             char = self.p[self.i]
             if char == "^":
@@ -109,16 +109,16 @@ class _RegexReader:
                 self.character_class()
                 self.last = "element"
             elif char == "(":
+                opened.append(self.i)
                 self.i += 1
-                depth += 1
                 self.last = "("
                 if self.at() == "?":
                     self.i += 1
                     self.group_modifier()
             elif char == ")":
-                if depth == 0:
+                if not opened:
                     self.refuse("unmatched `)`", hint="escape it to match a parenthesis: `\\)`")
-                depth -= 1
+                opened.pop()
                 self.last = "element"
                 self.i += 1
             elif char in "*+?":
@@ -138,8 +138,8 @@ class _RegexReader:
             else:
                 self.last = "element"
                 self.i += 1
-        if depth:
-            self.refuse("a `(` is never closed", len(self.p) - 1, "close the group with `)`, or write `\\(`")
+        if opened:
+            self.refuse("this `(` is never closed", opened[-1], "close the group with `)`, or write `\\(`")
 
     def warn(self, message: str, hint: str) -> None:
         self.warnings.append(Problem(message, self.i, "warning", hint))
@@ -416,7 +416,7 @@ def json_schema_problems(text: str) -> list[Problem]:
     invalid = best_match(Draft202012Validator(Draft202012Validator.META_SCHEMA).iter_errors(schema))
     if invalid is not None:
         where = "/".join(str(part) for part in invalid.absolute_path) or "the top level"
-        return [Problem(f"not a valid JSON schema at {where}: {invalid.message}", None)]
+        return [Problem(f"not a JSON schema: at {where}, {invalid.message}", None)]
     return list(_backend_problems(schema, schema, "#"))
 
 
@@ -429,13 +429,13 @@ def _backend_problems(node: Any, root: dict, where: str) -> Iterator[Problem]:
         return
     for low, high in _BOUNDS:
         if _number(node.get(low)) and _number(node.get(high)) and node[low] > node[high]:
-            yield Problem(f"at {where}: `{low}` {node[low]} is greater than `{high}` {node[high]}", None)
+            yield Problem(f"the schema at {where} has `{low}` {node[low]} greater than `{high}` {node[high]}", None)
     if node.get("enum") == []:
-        yield Problem(f"at {where}: an empty `enum` allows no value", None)
+        yield Problem(f"the schema at {where} has an empty `enum`, which allows no value", None)
     reference = node.get("$ref")
     if isinstance(reference, str) and not _resolves(reference, root):
         yield Problem(
-            f"at {where}: `$ref` {reference!r} does not resolve inside this schema",
+            f"the `$ref` {reference!r} at {where} does not resolve inside this schema",
             None,
             hint="the decoding backend resolves only local references such as `#/$defs/name`",
         )
@@ -443,7 +443,7 @@ def _backend_problems(node: Any, root: dict, where: str) -> Iterator[Problem]:
     patterns += [(f"patternProperties/{key}", key) for key in node.get("patternProperties", {})]
     for key, pattern in patterns:
         for problem in regex_problems(pattern, in_schema=True) if isinstance(pattern, str) else ():
-            yield Problem(f"at {where}/{key}: {problem.message}", None, problem.severity, problem.hint)
+            yield Problem(f"the pattern at {where}/{key}: {problem.message}", None, problem.severity, problem.hint)
     for key, value in node.items():
         if key not in ("enum", "const", "default", "examples"):  # values, not schemas
             yield from _backend_problems(value, root, f"{where}/{key}")
