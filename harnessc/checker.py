@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from harnessc import ir
+from harnessc import ir, sampling
 from harnessc.dependencies import (
     direct_reads,
     own_nodes,
@@ -24,6 +24,7 @@ from harnessc.dependencies import (
 from harnessc.diagnostics import Diagnostic, Label, Severity
 from harnessc.limits import check_loop_maxima, check_option_maxima, check_repetitions
 from harnessc.options import CONSTRAINTS
+from harnessc.sampling import SAMPLING
 from harnessc.source import Span
 from harnessc.types import BOOL, FLOAT, INT, TEXT, AnyType, strip_optional
 
@@ -191,15 +192,6 @@ def _meant_stages(harness: ir.Harness) -> list[str]:
 
 # ---- options ------------------------------------------------------------------------------------------------
 
-_RANGES = {
-    "temperature": (lambda v: v >= 0, "must be >= 0"),
-    "top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
-    "top_k": (lambda v: v >= 0, "must be >= 0 (0 turns it off)"),
-    "min_p": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
-    "max_tokens": (lambda v: v >= 1, "must be >= 1"),
-    "n": (lambda v: v >= 1, "must be >= 1"),
-}
-
 
 def _prompts(harness: ir.Harness) -> Iterator[tuple[str, ir.Prompt]]:
     for what, prompt, _ in _anchored_prompts(harness):
@@ -231,12 +223,11 @@ def constant_value(value: ir.Expr, harness: ir.Harness):
 def check_option_values(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
     for _, prompt in _prompts(harness):
         for option in prompt.options:
-            rule = _RANGES.get(option.name)
             value = constant_value(option.value, harness)
-            if rule is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+            if option.name not in SAMPLING or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            accepts, requirement = rule
-            if not accepts(value):
+            requirement = sampling.problem(option.name, value)
+            if requirement is not None:
                 via = f" (the value of param `{option.value.name}`)" if isinstance(option.value, ir.Ref) else ""
                 yield Diagnostic(
                     code="invalid-option-value",

@@ -11,13 +11,20 @@ import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, TypeVar, Union, dataclass_transform
 from typing import Literal as TypingLiteral
 
 from harnessc.source import Span
 from harnessc.types import Record, Type, parse_type
 
-_node = dataclass(frozen=True, slots=True, kw_only=True)
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, kw_only_default=True)
+def _node(cls: type[_T]) -> type[_T]:
+    """An IR node: a frozen, slotted dataclass built with keywords (declared so that type checkers know)."""
+    return dataclass(frozen=True, slots=True, kw_only=True)(cls)
+
 
 RefKind = TypingLiteral["input", "param", "bank", "stage", "loop", "local", "student", "output"]
 

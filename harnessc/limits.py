@@ -14,14 +14,16 @@ from collections.abc import Iterator
 from harnessc import ir
 from harnessc.diagnostics import Diagnostic
 from harnessc.reading import MAX_SOURCE_BYTES as MAX_SOURCE_BYTES  # the size of one source file
+from harnessc.sampling import SAMPLING
 
 # Numbers: integers are 64-bit (what engines take for seeds and counts), decimals are finite doubles.
 MIN_INT = -(2**63)
 MAX_INT = 2**63 - 1
 MAX_INT_DIGITS = len(str(MAX_INT))  # a longer literal is out of range without converting it
-# Budgets of one LLM stage and one loop: beyond these no run finishes.
-MAX_SAMPLES = 1024  # `n`
-MAX_TOKENS = 1 << 20  # `max_tokens`: 1,048,576, the longest context windows
+# Budgets of one LLM stage and one loop: beyond these no run finishes. The options' budgets are entries of
+# the sampling table (`limit`).
+MAX_SAMPLES: int = SAMPLING["n"].limit or 0  # `n`: 1,024
+MAX_TOKENS: int = SAMPLING["max_tokens"].limit or 0  # `max_tokens`: 1,048,576, the longest context windows
 MAX_ITERATIONS = 1000  # a loop's `max`
 # What the uses of snippets expand to, summed over the whole harness: characters of text (what prompts
 # and the compiled IR hold), and template pieces (texts, placeholders, blocks and the nodes of their
@@ -50,11 +52,11 @@ def float_in_range(text: str) -> float | None:
 
 # ---- budgets --------------------------------------------------------------------------------------------
 
-_OPTION_MAXIMA = {"n": MAX_SAMPLES, "max_tokens": MAX_TOKENS}
+_OPTION_MAXIMA = {name: option.limit for name, option in SAMPLING.items() if option.limit is not None}
 
 
 def check_option_maxima(harness: ir.Harness, context: object) -> Iterator[Diagnostic]:
-    """`n` and `max_tokens` beyond what any run can allocate (the lower bounds are checker.py's)."""
+    """`n` and `max_tokens` beyond what any run can allocate (the valid ranges are checked by checker.py)."""
     from harnessc.checker import _prompts
 
     for _, prompt in _prompts(harness):
