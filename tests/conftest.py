@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+# Hypothesis (tests/test_frontend_properties.py): reproducible by default. The "ci" profile derives each
+# test's examples from the test itself (derandomize), so every run, on every machine, tries the same inputs
+# and a failure reproduces by rerunning; no deadline (a shared CI machine is slow at random moments) and no
+# example database (nothing is written to .hypothesis/). HYPOTHESIS_PROFILE=explore opts into random
+# exploration, with the database so a failure found that way replays on the next run:
+#     HYPOTHESIS_PROFILE=explore python -m pytest tests/test_frontend_properties.py
+# A test's own @settings (max_examples, ...) still apply on top of the profile.
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # a dev dependency: only the property tests need it
+    pass
+else:
+    _hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, database=None)
+    _hypothesis_settings.register_profile("explore", deadline=None)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

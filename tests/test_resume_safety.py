@@ -9,11 +9,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import REPO
+from kill_points import wait_until_paused
 
 from harnessc.engines.scripted import ScriptedEngine
 from harnessc.runtime.runner import RunError, RunOptions, header_path, read_records, run
@@ -181,65 +181,86 @@ def test_a_damaged_complete_metrics_line_names_the_file_and_line(tmp_path: Path)
         read_metrics(tmp_path)
 
 
-_TRAIN = [
-    "--harness",
-    str(REPO / "harnesses/plan_solve.harness"),
-    "--data",
-    str(REPO / "examples/data/math.jsonl"),
-    "--set",
-    "batch_size=1",
-    "--set",
-    "max_new_tokens=4",
-    "--set",
-    "harness_max_tokens=4",
-    "--set",
-    "probe_size=0",
-    "--set",
-    "tensorboard=false",
-    "--set",
-    "save_every=1",
-    "--set",
-    "keep_checkpoints=3",
+# A harness whose teacher context passes `pause_point` (tests/pause_point_builtins.py) twice per step: in the
+# harness phase (the `let`) and in the bank update after the optimizer step (the bank's field).
+_PAUSABLE = """\
+harness pausable "A teacher context with kill points"
+input question: text
+input answer: text oracle
+bank solved {
+  question: text = pause_point(question, "bank")
+  answer: text = answer
+  search question
+  label answer
+}
+let similar = retrieve(solved, pause_point(question, "harness"), k=1)
+student { user "{question}" max_tokens 4 }
+teacher { user "{question}{for case in similar}\\nA solved problem: {case.question} (answer {case.answer}){end}" }
+output = extract_boxed(student)
+grade = math_equal(output, answer)
+"""
+
+# Where each round's process blocks (the N-th call of a kill point, counted from the process's start), and
+# what a kill there must leave: the metrics lines and the newest complete checkpoint (one per step).
+_KILL_ROUNDS = [
+    ("harness:3", [1, 2], 2),  # fresh: steps 1-2 done, step 3 in its harness phase
+    ("bank:2", [1, 2, 3], 3),  # resumed at 2: step 3 done; step 4 after its optimizer step, not yet saved
+    ("harness:1", [1, 2, 3], 3),  # resumed at 3: killed before its first step completes
 ]
 
 
 @pytest.mark.slow
-def test_train_killed_at_random_moments_resumes_to_the_end(tmp_path: Path, tiny_model_dir: Path) -> None:
-    """A real SIGKILL, at a different moment each round (once a run has written something), then damage that
-    a kill during a checkpoint write leaves behind; every `--resume` must finish cleanly."""
+def test_train_killed_at_chosen_moments_resumes_to_the_end(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A real SIGKILL at a different point each round (the process blocks there, so the kill lands exactly
+    there), then the damage a kill during a checkpoint write leaves behind; every `--resume` must finish
+    cleanly and the run must end with every step logged once."""
     pytest.importorskip("torch")
-    run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "ophsd", "train", *_TRAIN, "--model", str(tiny_model_dir)]
-    command += ["--output", str(run_dir), "--max-steps", "6"]
-    kills = 0
-    for delay in (0.0, 0.3, 0.7):  # after a checkpoint write starts: kills land in different phases
-        resume = ["--resume"] if list(run_dir.glob("checkpoints/step-??????/manifest.json")) else []
-        seen = set(run_dir.glob("checkpoints/step-*"))
-        process = subprocess.Popen(command + resume, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 300
-        while (
-            time.monotonic() < deadline and process.poll() is None and set(run_dir.glob("checkpoints/step-*")) <= seen
-        ):
-            time.sleep(0.005)
-        time.sleep(delay)
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGKILL)
-            kills += 1
-        process.wait()
-    assert kills, "every run finished before it could be killed"
+    (tmp_path / "pausable.harness").write_text(_PAUSABLE)
+    run_dir, marker, log = tmp_path / "run", tmp_path / "paused", tmp_path / "train.log"
+    command = [sys.executable, "-m", "ophsd", "train", "--harness", str(tmp_path / "pausable.harness")]
+    command += ["--data", MATH, "--model", str(tiny_model_dir), "--output", str(run_dir), "--max-steps", "6"]
+    for name, value in [("batch_size", 1), ("max_new_tokens", 4), ("harness_max_tokens", 4), ("probe_size", 0)]:
+        command += ["--set", f"{name}={value}"]
+    command += ["--set", "tensorboard=false", "--set", "save_every=1", "--set", "keep_checkpoints=3"]
+    command += ["--set", 'builtins=["pause_point_builtins"]']
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "tests"), str(REPO), os.environ.get("PYTHONPATH", "")]),
+    }
     checkpoints = run_dir / "checkpoints"
-    newest = max(path.parent for path in checkpoints.glob("step-??????/manifest.json"))
+    for pause, steps, newest in _KILL_ROUNDS:
+        marker.unlink(missing_ok=True)
+        resume = ["--resume"] if run_dir.exists() else []
+        with log.open("w") as output:
+            process = subprocess.Popen(
+                command + resume,
+                cwd=REPO,
+                env={**env, "PAUSE_POINT": pause, "PAUSE_POINT_MARKER": str(marker)},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        wait_until_paused(process, marker, log)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        assert [row["step"] for row in _metrics(run_dir)] == steps, pause
+        assert max(path.parent for path in checkpoints.glob("step-??????/manifest.json")).name == f"step-{newest:06d}"
     # What a kill mid-write can leave: a staging directory with a cut-off trainer.pt, a torn metrics line.
-    staging = checkpoints / f"step-{int(newest.name[5:]) + 1:06d}.tmp"
+    newest_dir = checkpoints / f"step-{newest:06d}"
+    staging = checkpoints / f"step-{newest + 1:06d}.tmp"
     (staging / "model").mkdir(parents=True, exist_ok=True)
-    (staging / "trainer.pt").write_bytes((newest / "trainer.pt").read_bytes()[:100])
+    (staging / "trainer.pt").write_bytes((newest_dir / "trainer.pt").read_bytes()[:100])
     with (run_dir / "metrics.jsonl").open("a") as handle:
         handle.write('{"step": 99, "lo')
-    done = subprocess.run(command + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command + ["--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert steps == list(range(1, 7))
+    assert [row["step"] for row in _metrics(run_dir)] == list(range(1, 7))
     assert (checkpoints / "step-000006" / "manifest.json").exists() and not staging.exists()
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    """The complete lines of metrics.jsonl (a line cut off by the kill is not one)."""
+    text = (run_dir / "metrics.jsonl").read_text()
+    return [json.loads(line) for line in text[: text.rfind("\n") + 1].splitlines()]
 
 
 # ---- ophsd train --resume continues the same run -----------------------------------------------------------------

@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from conftest import REPO
+from kill_points import wait_until_paused
 
 from harnessc.cli import main
 from harnessc.engines.scripted import ScriptedEngine
@@ -65,29 +65,38 @@ def test_student_only_with_n_samples_reports_pass_at_k(tmp_path: Path) -> None:
 
 
 _KILLABLE = textwrap.dedent("""
-    import sys, time
+    import sys, threading
+    from pathlib import Path
     from harnessc.engines.scripted import ScriptedEngine
     from harnessc.runtime.runner import RunOptions, run
 
-    def slow(request, sample):
-        time.sleep(0.05)
+    harness, data, out, pause_at, paused = *sys.argv[1:4], int(sys.argv[4]), Path(sys.argv[5])
+    calls = 0
+
+    def answer(request, sample):
+        global calls
+        calls += 1
+        if calls == pause_at:  # the kill point: say so, then wait for the SIGKILL
+            paused.touch()
+            threading.Event().wait()
         return "plan" if "tutor" in request.messages[0].content else "\\\\boxed{34}"
 
-    run(RunOptions(harness=sys.argv[1], data=sys.argv[2], out=sys.argv[3], limit=12, chunk_size=1,
-                   resume=True), lambda: ScriptedEngine(slow))
+    run(RunOptions(harness=harness, data=data, out=out, limit=12, chunk_size=1, resume=True),
+        lambda: ScriptedEngine(answer))
 """)
 
 
 def test_resume_after_sigkill_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    out = tmp_path / "killed.jsonl"
-    process = subprocess.Popen([sys.executable, "-c", _KILLABLE, PLAN_SOLVE, MATH, str(out)], cwd=REPO)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
-        time.sleep(0.02)
+    """SIGKILL at a known point, not after a sleep: the engine blocks on the plan call of row 5 (plan_solve
+    makes two calls per row; chunks of one row), when exactly rows 0-4 are written and fsync'ed."""
+    out, paused, log = tmp_path / "killed.jsonl", tmp_path / "paused", tmp_path / "run.log"
+    command = [sys.executable, "-c", _KILLABLE, PLAN_SOLVE, MATH, str(out), str(2 * 5 + 1), str(paused)]
+    with log.open("w") as output:
+        process = subprocess.Popen(command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT)
+    wait_until_paused(process, paused, log)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
-    partial = out.read_text().count("\n")
-    assert 3 <= partial < 12, "the run finished before it could be killed"
+    assert [record.index for record in read_records(out)] == [0, 1, 2, 3, 4]
     with out.open("a") as handle:  # as if the kill had cut a line in half
         handle.write('{"index": 99, "repl')
     run(options(tmp_path, out=str(out), limit=12, resume=True), lambda: ScriptedEngine(answer_correctly))
