@@ -5,35 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from harnessc import ir
+from harnessc import ir, sampling
 from harnessc.checks.base import CheckContext, constant_value, prompts
 from harnessc.constraints import Problem, json_schema_problems, regex_problems
 from harnessc.diagnostics import Diagnostic, Label
 from harnessc.options import CONSTRAINTS
+from harnessc.sampling import SAMPLING
 from harnessc.source import Span
-
-_RANGES = {
-    "temperature": (lambda v: v >= 0, "must be >= 0"),
-    "top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
-    "top_k": (lambda v: v >= 0, "must be >= 0 (0 turns it off)"),
-    "min_p": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
-    "max_tokens": (lambda v: v >= 1, "must be >= 1"),
-    "n": (lambda v: v >= 1, "must be >= 1"),
-}
 
 
 def check_option_values(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
-    """Sampling options hold values an engine accepts: `temperature` and `top_k` >= 0, `top_p` in (0, 1],
-    `min_p` in [0, 1], `max_tokens` and `n` >= 1. Checked on constants after `--set` overrides, so an
-    override out of range is reported too; the upper bounds are budgets.py's."""
+    """Sampling options hold values an engine accepts (the ranges of harnessc/sampling.py: `temperature` and
+    `top_k` >= 0, `top_p` in (0, 1], `min_p` in [0, 1], `max_tokens` and `n` >= 1). Checked on constants
+    after `--set` overrides, so an override out of range is reported too; the budgets are budgets.py's."""
     for _, prompt in prompts(harness):
         for option in prompt.options:
-            rule = _RANGES.get(option.name)
             value = constant_value(option.value, harness)
-            if rule is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+            if option.name not in SAMPLING or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            accepts, requirement = rule
-            if not accepts(value):
+            requirement = sampling.problem(option.name, value)
+            if requirement is not None:
                 via = f" (the value of param `{option.value.name}`)" if isinstance(option.value, ir.Ref) else ""
                 yield Diagnostic(
                     code="invalid-option-value",
