@@ -16,6 +16,7 @@ from conftest import REPO
 
 PACKAGES = ("harnessc", "ophsd")
 
+
 def project_modules() -> dict[str, Path]:
     """Module name → file, for every module of the packages (a package is its `__init__.py`)."""
     modules = {}
