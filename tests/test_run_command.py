@@ -126,3 +126,22 @@ def test_a_harness_with_errors_is_reported_as_diagnostics(tmp_path: Path, capsys
     code = main(["run", str(bad), "--data", MATH, "--out", str(tmp_path / "o.jsonl")])
     err = capsys.readouterr().err
     assert code == 1 and "error[unknown-name]" in err and "did you mean `q`?" in err
+
+
+def test_a_stage_that_fails_for_every_example_fails_the_run(tmp_path: Path, capsys, monkeypatch) -> None:
+    # every output cut short of its choice: the records and the summary are written, then exit 1
+    import harnessc.runtime.runner as runner
+
+    harness = tmp_path / "spam.harness"
+    harness.write_text(
+        'harness spam\ninput question: text\nllm label {\n  user "{question}"\n'
+        '  choice ["not sure", "spam"]\n  max_tokens 1\n}\noutput = label\n'
+    )
+    monkeypatch.setattr(runner, "create_run_engine", lambda options: ScriptedEngine(lambda r, s: "not sure"))
+    out = tmp_path / "o.jsonl"
+    code = main(["run", str(harness), "--data", MATH, "--out", str(out), "--limit", "3"])
+    err = capsys.readouterr().err
+    assert code == 1 and "stage `label` failed for every example (constraint-unmet: the output 'not'" in err
+    assert len(out.read_text().splitlines()) == 3  # the records are written all the same
+    summary = run(options(tmp_path, out=str(tmp_path / "ok.jsonl")), lambda: ScriptedEngine(answer_correctly))
+    assert summary.failed_everywhere == {}

@@ -199,3 +199,58 @@ def test_bank_entries_come_from_the_declared_fields(tmp_path: Path) -> None:
     program = Program(harness)
     entry = program.bank_entry(harness.banks[0], CLASSIFY[0])
     assert entry == {"text": CLASSIFY[0]["text"], "label": CLASSIFY[0]["label"]}
+
+
+CUT_SHORT = """harness spam
+input text: text
+param samples: int = 1
+llm {stage}
+let verdict = {value}
+output = verdict
+"""
+
+
+@pytest.mark.parametrize(
+    ("stage", "value", "answers", "output", "problem"),
+    [
+        # a choice cut short by max_tokens is a fragment: never the value
+        (
+            'label { user "{text}" choice ["not sure", "spam", "ham"] max_tokens 1 }',
+            "label",
+            ["not sure"],
+            None,
+            "'not'",
+        ),
+        (
+            'label { user "{text}" choice ["not sure", "spam", "ham"] max_tokens 4 }',
+            "label",
+            ["not sure"],
+            "not sure",
+            "",
+        ),
+        # a regex output cut short is kept only when the fragment itself matches
+        ('label { user "{text}" regex "[a-z]+ [a-z]+" max_tokens 1 }', "label", ["is spam"], None, "regex"),
+        ('label { user "{text}" regex "[a-z]+( [a-z]+)?" max_tokens 1 }', "label", ["is spam"], "is", ""),
+        # JSON cut short
+        ('label { user "{text}" json """{"type": "object"}""" max_tokens 1 }', "label", ['{"a": 1}'], None, "JSON"),
+        # among n samples, the fragments are dropped and the rest is the value
+        (
+            'label { user "{text}" choice ["not sure", "spam"] n 3 max_tokens 1 }',
+            "majority(label)",
+            ["spam", "not sure", "spam"],
+            "spam",
+            "",
+        ),
+    ],
+)
+@pytest.mark.parametrize("scheduler", [StageSynchronousExecutor, PerExampleInterpreter])
+def test_a_constrained_output_cut_short_is_a_failure_not_a_value(stage, value, answers, output, problem, scheduler):
+    harness = compile_source(CUT_SHORT.format(stage=stage, value=value)).require()
+    engine = ScriptedEngine(lambda request, sample: answers[sample % len(answers)])
+    (record,) = scheduler(Program(harness), engine).run([(0, {"text": "win a prize"})])
+    assert record.output == output
+    if problem:
+        assert record.failure is not None and record.failure.reason == "constraint-unmet"
+        assert record.failure.stage == "label" and problem in record.failure.message
+    else:
+        assert record.failure is None

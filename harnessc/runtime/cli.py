@@ -178,6 +178,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         if more:
             print(f"harnessc run: ... and {more} more bad row(s), recorded in {out}", file=sys.stderr)
         return EXIT_ERRORS
+    if summary.failed_everywhere:  # e.g. a constraint the engine refused: nothing was produced
+        for stage, failure in summary.failed_everywhere.items():
+            print(f"harnessc run: stage `{stage}` failed for every example ({failure})", file=sys.stderr)
+        return EXIT_ERRORS
     return EXIT_OK
 
 

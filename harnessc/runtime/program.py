@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -218,10 +220,17 @@ class Program:
         if errors:
             state.values[stage.name] = None
             state.fail(stage.name, "engine-error", errors[0])
-        elif stage.prompt.option("n") is not None:
-            state.values[stage.name] = tuple(completion.text for completion in completions)
-        else:
+            return
+        # A constrained output cut short (by max_tokens) is a fragment, not a value: it is never passed on.
+        unmet = [unmet_constraint(request.constraint, completion) for completion in completions]
+        kept = [completion.text for completion, problem in zip(completions, unmet) if problem is None]
+        if stage.prompt.option("n") is not None and kept:
+            state.values[stage.name] = tuple(kept)  # the samples that meet the constraint
+        elif stage.prompt.option("n") is None and not unmet[0]:
             state.values[stage.name] = completions[0].text
+        else:
+            state.values[stage.name] = None
+            state.fail(stage.name, "constraint-unmet", next(problem for problem in unmet if problem))
 
     # ---- deterministic stages and loops --------------------------------------------------------------------------
 
@@ -331,6 +340,46 @@ def bank_entry(
     """A memory-bank entry: the bank's field expressions over one row's inputs (and the harness's params)."""
     values = {**params, **inputs}
     return {item.name: evaluator.evaluate(item.value, values) for item in bank.fields}
+
+
+def unmet_constraint(constraint: OutputConstraint | None, completion: Completion) -> str | None:
+    """Why `completion` does not satisfy its request's constraint, or None when it does (or has none).
+
+    The engines' decoding backend keeps a completion inside its constraint while it generates, so a
+    completion that stopped by itself satisfies it; one cut short by `max_tokens` (finish reason `length`)
+    is a prefix of a valid output, which may or may not be one itself. A choice is checked always: it costs
+    nothing and is exact."""
+    if constraint is None:
+        return None
+    text, cut = completion.text, completion.finish_reason == "length"
+    if constraint.kind == "choice":
+        if text in constraint.choices:
+            return None
+        choices = ", ".join(repr(choice) for choice in constraint.choices)
+        why = " (cut short by max_tokens)" if cut else ""
+        return f"the output {text!r} is not one of the choices {choices}{why}"
+    if not cut:
+        return None
+    if constraint.kind == "json":
+        return _unmet_schema(text, constraint.pattern)
+    try:
+        matched = re.fullmatch(constraint.pattern, text) is not None
+    except re.error:  # in the backend's dialect only: judge the fragment by its cut alone
+        matched = False
+    return None if matched else f"the output was cut short by max_tokens before it matched the regex: {text!r}"
+
+
+def _unmet_schema(text: str, schema: str) -> str | None:
+    from jsonschema import Draft202012Validator
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return f"the output was cut short by max_tokens before its JSON was complete: {text[:200]!r}"
+    invalid = next(iter(Draft202012Validator(json.loads(schema)).iter_errors(value)), None)
+    if invalid is not None:
+        return f"the output was cut short by max_tokens and does not fit the schema: {invalid.message}"
+    return None
 
 
 def _constraint(options: Mapping[str, Any]) -> OutputConstraint | None:

@@ -84,6 +84,8 @@ class RunSummary:
     seconds: float
     generated_tokens_this_run: int
     data_errors: list[str] = field(default_factory=list)  # rows of this run's data that could not be used
+    # stage → the first failure message, for stages that failed in every record (a run that is all failure)
+    failed_everywhere: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -450,4 +452,16 @@ def summarize(
         engine_seconds=engine_seconds,
         seconds=seconds,
         generated_tokens_this_run=generated,
+        failed_everywhere=_failed_everywhere(records),
     )
+
+
+def _failed_everywhere(records: Sequence[ExampleRecord]) -> dict[str, str]:
+    first: dict[str, str] = {}
+    counts: Counter[str] = Counter()
+    for record in records:
+        stages = {failure.stage: failure for failure in reversed(record.failures)}
+        counts.update(stages.keys())
+        for stage, failure in stages.items():
+            first.setdefault(stage, f"{failure.reason}: {failure.message}")
+    return {stage: first[stage] for stage, count in counts.items() if records and count == len(records)}
