@@ -987,6 +987,37 @@ EXPLANATIONS: dict[str, Explanation] = {
         fix="Use the stage (here show the plan to `solve`: `Plan: {plan}`) or remove it; unused stages still "
         "cost a model call.",
     ),
+    "bank-file-not-found": Explanation(
+        example=_harness(
+            '''
+            input text: text
+            input label: text oracle
+
+            bank cases {
+              text: text = text
+              label: text = label
+              search text
+              file "data/cases.jsonl"
+            }
+
+            llm draft {
+              user """
+                {for case in retrieve(cases, text)}- {case.text} -> {case.label}
+                {end}
+                Message: {text}
+              """
+              max_tokens 256
+            }
+
+            output = draft
+        ''',
+            "draft_verify",
+        ),
+        fix="A bank's `file` is relative to the harness file, wherever the command runs: create "
+        "`data/cases.jsonl` next to the harness (or correct the path). A file written only later, or data "
+        "given at run time with `harnessc run --bank cases=PATH`, is fine: this is a warning, and the run "
+        "reports a file still missing then.",
+    ),
     "teacher-equals-student": Explanation(
         example=_harness(
             """

@@ -368,7 +368,8 @@ class Lowerer(ExpressionLowering):
                 "named here",
                 refusal.hints,
             )
-            return None
+            if self.diagnostics[-1].is_error:  # a warning (a file not written yet) keeps the path to read
+                return None
         return path
 
     def constant_text(self, setting: ast.Setting | None) -> str | None:
