@@ -261,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_warnings_to_stderr()
+    from harnessc.builtins.registry import BuiltinsImportError
     from harnessc.diagnostics import CompileError, render_all
     from harnessc.engines import EngineUnavailableError
     from harnessc.runtime.data import DataError
@@ -272,8 +273,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CompileError as error:
         print(render_all(error.diagnostics, error.sources), file=sys.stderr)
         return EXIT_ERRORS
-    # OSError: files, disks and models the user pointed at (missing, unreadable, full), not our code.
-    except (ConfigError, DataError, RunError, EngineUnavailableError, OSError, ValueError) as error:
+    # OSError: files, disks and models the user pointed at (missing, unreadable, full), not our code;
+    # BuiltinsImportError: a `builtins` module of the configuration that does not import.
+    except (
+        ConfigError,
+        DataError,
+        RunError,
+        EngineUnavailableError,
+        BuiltinsImportError,
+        OSError,
+        ValueError,
+    ) as error:
         if args.debug:
             raise
         print(f"ophsd {args.command}: {error}", file=sys.stderr)

@@ -259,6 +259,7 @@ def test_coerce_value_conversions(value, type_text: str, expected) -> None:
     [
         (MISSING, "text", "field 'x' is missing"),
         (None, "int", "field 'x' must be int, got null"),
+        (True, "text", "field 'x' must be text, got bool true"),
         (["a"], "text", "field 'x' must be text, got a list of 1 item"),
         ("abc", "int", "field 'x' must be int, got text 'abc'"),
         (2.5, "int", "field 'x' must be int, got float 2.5"),

@@ -126,6 +126,7 @@ def load_examples(
 def load_banks(harness: ir.Harness, files: Mapping[str, str], evaluate_entry) -> dict[str, Any]:
     """Each declared bank, filled from `files` (`--bank NAME=PATH`) or the bank's `file` setting: rows of a
     data set, turned into entries by the bank's field expressions (`evaluate_entry(bank, row)`)."""
+    from harnessc.runtime.bank_data import bank_entries
     from harnessc.runtime.memory_bank import MemoryBank
 
     unknown = set(files) - {bank.name for bank in harness.banks}
@@ -135,9 +136,8 @@ def load_banks(harness: ir.Harness, files: Mapping[str, str], evaluate_entry) ->
     for bank in harness.banks:
         memory = MemoryBank(bank.name, search_field=bank.search_field, label_field=bank.label_field)
         path = files.get(bank.name) or bank.file
-        if path:
-            rows = load_rows(path)
-            memory.add([evaluate_entry(bank, row.values) for row in rows])
+        if path:  # rows converted like the data's; a bad row is a DataError naming the bank's file
+            memory.add(bank_entries(harness, bank, path, evaluate_entry))
         banks[bank.name] = memory
     return banks
 

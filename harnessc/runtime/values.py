@@ -12,7 +12,8 @@ The text a person wrote is the truth, so a conversion may never change what a va
 - NaN and Infinity (JSON's `NaN`, `Infinity`, `-Infinity`, a Parquet NaN, a CSV cell `nan` or `inf` read
   as a number) are how data frames write a missing value: an optional input gets None, a required one is
   a DataError naming row and field. They never become the text `nan`.
-- Booleans become the text `true` / `false`, as JSON writes them.
+- A typed boolean (JSON `true`, a Parquet bool) is not text: a text input refuses it rather than guess a
+  spelling (a CSV cell `true` is text, and stays as written).
 - Every format follows the same rules (CSV cells are text, read as the declared type).
 
 `coerce_value` applies them; `number_text` is the one way a number becomes text (data values here,
@@ -273,8 +274,8 @@ def coerce_value(value: Any, typ: Type, *, path: PathLike, row: int, field: str)
 
     Conversions (the module docstring gives the rules; CSV cells are always text, so text is read as the
     declared type):
-    - text: a string as is; a number becomes its plain decimal text (`number_text`), a boolean `true` or
-      `false`; lists and objects are rejected rather than guessed at.
+    - text: a string as is; a number becomes its plain decimal text (`number_text`); booleans, lists and
+      objects are rejected rather than guessed at.
     - int: a number whose exact value is whole (3, 3.0, 1e3), or text that writes one.
       bool: true/false, text true/false/yes/no/1/0, or the numbers 0 and 1.
       float: any finite number, or text that writes one.
@@ -362,7 +363,9 @@ class _Coercion:
 def _to_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
-    if isinstance(value, (bool, int, float)):
+    if isinstance(value, bool):  # a typed true/false is not text; a CSV cell `true` is, as written
+        return None
+    if isinstance(value, (int, float)):
         return number_text(value)
     return None
 
