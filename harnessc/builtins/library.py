@@ -362,7 +362,7 @@ _MATH_TIMEOUT_SECONDS = 5
 
 @builtin("math_equal(predicted: text, gold: text) -> bool")
 def math_equal(predicted: str, gold: str) -> bool:
-    """Whether two answers are mathematically equivalent.
+    """Whether two answers are mathematically equivalent: exactly for rational arithmetic, else by `math-verify`.
 
     `3/4`, `\\frac{3}{4}`, `0.75` and `$\\frac{3}{4}$` are all equal; identical non-empty strings are
     always equal. Two answers that are both rational arithmetic (integers, decimals written in full,
