@@ -322,9 +322,10 @@ def _dataset_row_problem(path: Path, dataset: Any, index: int, error: Exception)
     """Why row `index` of a saved dataset does not read: located in its Arrow table (field and byte) when
     the dataset is a plain table (no index mapping), else the error as it is."""
     try:
-        table = None if getattr(dataset, "_indices", None) is not None else dataset.data.table
-        for name in table.column_names if table is not None and index < table.num_rows else ():
-            _arrow_value(path, index, name, table.column(name).slice(index, 1).combine_chunks())
+        if getattr(dataset, "_indices", None) is None:  # row `index` is row `index` of the table
+            table = dataset.data.table
+            for name in table.column_names if index < table.num_rows else ():
+                _arrow_value(path, index, name, table.column(name).slice(index, 1).combine_chunks())
     except DataError as problem:
         return problem
     except Exception:  # noqa: BLE001 - locating is a courtesy: the error below says what went wrong
