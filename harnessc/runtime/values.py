@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from decimal import Decimal
@@ -32,7 +33,7 @@ from typing import Any
 
 from harnessc.types import FLOAT, INT, TEXT, Bank, ListOf, Optional_, Record, Scalar, Type
 
-PathLike = Any  # str | os.PathLike[str]
+PathLike = str | os.PathLike[str]
 
 # Values nested deeper than this are refused: no data set needs more, and deeper values would exhaust the
 # recursion of the code that converts and writes them.
@@ -262,7 +263,8 @@ _FALSE_WORDS = frozenset({"false", "no", "0"})
 
 
 def coerce_row(row: Any, inputs: Mapping[str, Type], *, path: PathLike) -> dict[str, Any]:
-    """The row's value for every declared input, converted to the input's type (see `coerce_value`)."""
+    """The value of a `Row` (harnessc/runtime/data.py) for every declared input, converted to the input's
+    type (see `coerce_value`)."""
     return {
         name: coerce_value(row.values.get(name, MISSING), typ, path=path, row=row.index, field=name)
         for name, typ in inputs.items()
