@@ -44,6 +44,7 @@ def files(tmp_path: Path) -> dict[str, str]:
         "utf16_jsonl": tmp_path / "utf16.jsonl",
         "nan_rows": tmp_path / "nan.jsonl",
         "latin1_toml": tmp_path / "latin1.toml",
+        "json_list": tmp_path / "list.json",
         "bank_harness": tmp_path / "banked" / "bank.harness",  # its bank file's only row has no search text
         "bank_missing_harness": tmp_path / "unbanked" / "bank.harness",  # its bank file does not exist
         "bank_texts": tmp_path / "texts.jsonl",
@@ -69,6 +70,7 @@ def files(tmp_path: Path) -> dict[str, str]:
     made["latin1_csv"].write_bytes("question,answer\nBr\u00f6tchen?,1\n".encode("latin-1"))
     made["utf16_jsonl"].write_bytes(b"\xff\xfe" + '{"question": "q", "answer": "1"}\n'.encode("utf-16-le"))
     made["nan_rows"].write_text('{"question": NaN, "answer": "1"}\n{"question": -Infinity, "answer": "1"}\n')
+    made["json_list"].write_text("[1, 2]")
     made["latin1_toml"].write_bytes("dtype = 'f\u00fcnf'\n".encode("latin-1"))
     (tmp_path / "mistake_latin1_builtins.py").write_bytes('NAME = "f\u00fcnf"\n'.encode("latin-1"))
     (tmp_path / "mistake_raising_builtins.py").write_text("raise RuntimeError('needs a GPU')\n")
@@ -125,6 +127,7 @@ HARNESSC_MISTAKES = {
     "run UTF-16 data": ["run", HARNESS, "--data", "{utf16_jsonl}"],
     "run NaN and Infinity in required fields": ["run", HARNESS, "--data", "{nan_rows}"],
     "run engine config that is not UTF-8": ["run", HARNESS, "--data", MATH, "--engine-config", "{latin1_toml}"],
+    "run engine config that is a JSON list": ["run", HARNESS, "--data", MATH, "--engine-config", "{json_list}"],
     "run builtins module that is not UTF-8": ["run", HARNESS, "--data", MATH, "--builtins", "mistake_latin1_builtins"],
     "run builtins module that raises": ["run", HARNESS, "--data", MATH, "--builtins", "mistake_raising_builtins"],
     "run bank file row without search text": ["run", "{bank_harness}", "--data", "{bank_texts}"],

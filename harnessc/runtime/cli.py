@@ -104,9 +104,12 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
             if args.engine_config.endswith(".toml"):
                 import tomllib
 
-                options.update(tomllib.loads(text))
+                loaded = tomllib.loads(text)
             else:
-                options.update(json.loads(text))
+                loaded = json.loads(text)
+            if not isinstance(loaded, dict):
+                raise ValueError(f"expected an object of engine options, got {type(loaded).__name__}")
+            options.update(loaded)
         except EncodingProblem:
             raise
         except ValueError as error:  # JSON or TOML that does not parse (or is not a table)
