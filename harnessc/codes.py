@@ -91,6 +91,7 @@ _ALL = [
     *_codes(
         Level.WARNING,
         ("unused-stage", "a stage that nothing reads"),
+        ("bank-file-not-found", "a bank's `file` that does not exist (relative to the harness file)"),
         ("teacher-equals-student", "a teacher view identical to the student view (zero loss)"),
         ("thinking-mismatch", "the student and teacher prompts use different thinking switches"),
         ("constraint-reads-differently", "a `regex` or `json` constraint the decoding backend reads otherwise"),

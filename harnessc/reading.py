@@ -10,7 +10,8 @@ names are untrusted. Every file the front end reads goes through `read_source`, 
 - it is a regular file, checked with `os.stat` before it is opened and opened non-blocking: a device or a
   named pipe would read without end or block for ever;
 - it is at most `MAX_SOURCE_BYTES` long, checked before it is opened and again while reading;
-- it is harness text: UTF-8 without control characters, and, for an import, named `*.harness`.
+- it is harness text: UTF-8 without control characters (a leading byte-order mark is skipped, as for every
+  text file: harnessc/textfile.py), and, for an import, named `*.harness`.
 
 A file that is refused is never quoted: only accepted files become `SourceFile`s, and diagnostics print
 source lines from those alone. A refusal says what is wrong (a `Refusal`: code, message, hint) and the
@@ -26,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from harnessc import textfile
 from harnessc.source import SourceFile
 
 # The largest source file read, in bytes: far beyond any hand-written harness (the shipped ones are a few
@@ -98,20 +100,22 @@ def read_import(directory: Path, written: str, roots: Roots) -> tuple[Path | Non
         if refusal.code == "unreadable-file":
             refusal = Refusal("import-not-found", refusal.message)
         else:
-            refusal = _not_source(display, "it is not valid UTF-8 text")
+            refusal = _not_source(display, refusal.reason)
     return Path(real), source, refusal
 
 
 def check_data_path(directory: Path, written: str, roots: Roots) -> tuple[str, Refusal | None]:
     """A data file a harness names (a bank's `file`), relative to `directory`: the path to read it at, or
-    why it may not be read. It is not opened here (the run reads it); a missing file is the run's to
-    report. It must stay inside `roots` and be a regular file or a folder (a saved data set)."""
+    why it may not be read. It is not opened here (the run reads it). It must stay inside `roots` and be a
+    regular file or a folder (a saved data set). A missing file is `bank-file-not-found`, a warning: the
+    path is still the one to read, since the file may be written before the run, or the run may be
+    given other data for the bank (`--bank NAME=PATH`)."""
     display = str(directory / written)
     try:
         real = os.path.realpath(directory / written)
         status = os.stat(real) if roots.contain(real) else None
     except FileNotFoundError:
-        return display, None
+        return display, _missing_data(display)
     except (OSError, ValueError) as error:
         return display, Refusal("unreadable-file", f"cannot read {display}: {_reason(error)}")
     if status is None:
@@ -119,6 +123,18 @@ def check_data_path(directory: Path, written: str, roots: Roots) -> tuple[str, R
     if not (stat.S_ISREG(status.st_mode) or stat.S_ISDIR(status.st_mode)):
         return display, _not_regular(display)
     return display, None
+
+
+def _missing_data(display: str) -> Refusal:
+    return Refusal(
+        "bank-file-not-found",
+        f"{display} does not exist",
+        reason=f"there is no {display} (a bank's file is relative to the harness file)",
+        hints=(
+            "create the file before the run, correct the path (relative to the folder of the harness file), "
+            "or leave `file` out and give the bank's data with `harnessc run --bank NAME=PATH`",
+        ),
+    )
 
 
 def _outside(written: str, display: str, real: str, roots: Roots) -> Refusal:
@@ -175,17 +191,20 @@ def _read_bounded(path: str, display: str) -> bytes | Refusal:
 
 
 def _as_harness_text(data: bytes, display: str) -> tuple[SourceFile | None, Refusal | None]:
+    """UTF-8 text (harnessc/textfile.py: a leading byte-order mark is skipped) without control characters."""
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        before = data[: error.start].decode("utf-8", errors="replace")
-        line = before.count("\n") + 1
-        column = len(before) - (before.rfind("\n") + 1) + 1
+        text = textfile.decode(data, display)
+    except textfile.EncodingProblem as problem:
+        hints = (textfile.SAVE_AS_UTF8,)
+        where = problem.position
+        if where is None or problem.byte is None:  # a UTF-16 or UTF-32 byte-order mark: all of it
+            return None, Refusal("invalid-encoding", f"{display}: {problem.reason}", hints, reason=problem.reason)
         return None, Refusal(
             "invalid-encoding",
-            f"{display} is not valid UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start})",
-            ("save the file as UTF-8",),
-            position=(len(before), line, column),
+            f"{display} is not valid UTF-8 (byte 0x{problem.byte:02x} at offset {where.offset})",
+            hints,
+            reason=f"it is not valid UTF-8 text (byte 0x{problem.byte:02x} on line {where.line})",
+            position=(where.character, where.line, where.column),
         )
     control = _CONTROL.search(text)
     if control is not None:

@@ -248,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_warnings_to_stderr()
+    from harnessc.builtins.registry import BuiltinsImportError
     from harnessc.diagnostics import CompileError, render_all
     from harnessc.engines import EngineUnavailableError
     from harnessc.runtime.data import DataError
@@ -265,8 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ophsd {args.command}: {error}", file=sys.stderr)
         return EXIT_ERRORS
 
-    # OSError: files, disks and models the user pointed at (missing, unreadable, full), not our code.
-    inputs = (ConfigError, DataError, RunError, EngineUnavailableError, OSError, ValueError)
+    # OSError: files, disks and models the user pointed at (missing, unreadable, full), not our code;
+    # BuiltinsImportError: a `builtins` module of the configuration that does not import.
+    inputs = (ConfigError, DataError, RunError, EngineUnavailableError, BuiltinsImportError, OSError, ValueError)
     return run_command(
         lambda: args.handler(args),
         prog="ophsd",

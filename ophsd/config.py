@@ -274,8 +274,12 @@ def load_config(
     if config_file:
         import tomllib
 
-        try:
-            data.update(tomllib.loads(Path(config_file).read_text(encoding="utf-8")))
+        from harnessc.textfile import EncodingProblem, read_text
+
+        try:  # a leading byte-order mark is skipped; a file that is not UTF-8 names its line and byte
+            data.update(tomllib.loads(read_text(config_file)))
+        except EncodingProblem as error:
+            raise ConfigError([str(error)]) from None
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise ConfigError([f"{config_file}: {error}"]) from None
     try:

@@ -111,7 +111,7 @@ def test_csv_errors(tmp_path: Path) -> None:
     too_long, duplicated = tmp_path / "long.csv", tmp_path / "dup.csv"
     too_long.write_text("a,b\n1,2\n1,2,3\n", encoding="utf-8")
     duplicated.write_text("a,a\n1,2\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"long.csv, row 1: has 3 cells but the header names 2"):
+    with pytest.raises(DataError, match=r"long.csv, row 1 \(line 3\): has 3 cells but the header names 2"):
         load_rows(too_long)
     with pytest.raises(DataError, match=r"more than once"):
         load_rows(duplicated)
@@ -264,7 +264,7 @@ def test_coerce_value_conversions(value, type_text: str, expected) -> None:
         ("abc", "int", "field 'x' must be int, got text 'abc'"),
         (2.5, "int", "field 'x' must be int, got float 2.5"),
         (True, "int", "field 'x' must be int, got bool true"),
-        ("nan", "float", "field 'x' must be float, got text 'nan'"),
+        ("nan", "float", "field 'x' is 'nan', which stands for a missing value, but the input is not optional"),
         ("maybe", "bool", "field 'x' must be bool, got text 'maybe'"),
         (2, "bool", "field 'x' must be bool, got int 2"),
         ("a, b", "list[text]", "field 'x' must be list[text], got text that is not JSON: 'a, b'"),

@@ -81,6 +81,7 @@ LOCATIONS = {
     "missing-output": (1, 9),
     "invalid-override": (1, 1),  # `sample=4` on the command line
     "unused-stage": (5, 5),  # `plan`
+    "bank-file-not-found": (10, 8),  # the path after `file`
     "teacher-equals-student": (11, 1),  # `teacher {`
     "thinking-mismatch": (17, 5),
     "constraint-reads-differently": (7, 9),  # the regex literal

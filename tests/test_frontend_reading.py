@@ -201,7 +201,9 @@ def test_a_bank_file_is_confined_and_read_relative_to_the_harness(tree: Path) ->
 
     codes, harness = bank("data/cases.jsonl")
     assert codes == [] and harness.banks[0].file == str(tree / "data" / "cases.jsonl")
-    assert bank("data/not-yet-written.jsonl")[0] == []  # the run reports a missing file
+    # A missing file is a warning (it may be written before the run); the path stays the one to read.
+    codes, harness = bank("data/not-yet-written.jsonl")
+    assert codes == ["bank-file-not-found"] and harness.banks[0].file == str(tree / "data" / "not-yet-written.jsonl")
     for outside in ("../outside/secret.harness", "/etc/passwd", "data/link.jsonl"):
         assert bank(outside)[0] == ["path-outside-root"], outside
     assert bank("data/pipe.jsonl")[0] == ["not-a-regular-file"]

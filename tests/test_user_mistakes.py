@@ -37,6 +37,17 @@ def files(tmp_path: Path) -> dict[str, str]:
         "run_bad_metrics": tmp_path / "run-metrics",
         "no_output_dir": tmp_path / "plain.txt" / "out.jsonl",
         "fake_model": tmp_path / "fake-model",  # passes the fast model check; engine options fail first
+        # files as people save them: other encodings, values that stand for missing ones
+        "utf16_harness": tmp_path / "utf16.harness",
+        "latin1_jsonl": tmp_path / "latin1.jsonl",
+        "latin1_csv": tmp_path / "latin1.csv",
+        "utf16_jsonl": tmp_path / "utf16.jsonl",
+        "nan_rows": tmp_path / "nan.jsonl",
+        "latin1_toml": tmp_path / "latin1.toml",
+        "json_list": tmp_path / "list.json",
+        "bank_harness": tmp_path / "banked" / "bank.harness",  # its bank file's only row has no search text
+        "bank_missing_harness": tmp_path / "unbanked" / "bank.harness",  # its bank file does not exist
+        "bank_texts": tmp_path / "texts.jsonl",
     }
     made["directory"].mkdir()
     made["empty_data"].write_bytes(b"")
@@ -54,6 +65,22 @@ def files(tmp_path: Path) -> dict[str, str]:
     (made["run_bad_config"] / "config.json").write_text('{"harness": ')
     made["run_bad_metrics"].mkdir()
     (made["run_bad_metrics"] / "metrics.jsonl").write_text("garbage\n")
+    made["utf16_harness"].write_bytes(b"\xff\xfe" + Path(HARNESS).read_text(encoding="utf-8").encode("utf-16-le"))
+    made["latin1_jsonl"].write_bytes('{"question": "Was kostet ein Br\u00f6tchen?", "answer": "1"}\n'.encode("latin-1"))
+    made["latin1_csv"].write_bytes("question,answer\nBr\u00f6tchen?,1\n".encode("latin-1"))
+    made["utf16_jsonl"].write_bytes(b"\xff\xfe" + '{"question": "q", "answer": "1"}\n'.encode("utf-16-le"))
+    made["nan_rows"].write_text('{"question": NaN, "answer": "1"}\n{"question": -Infinity, "answer": "1"}\n')
+    made["json_list"].write_text("[1, 2]")
+    made["latin1_toml"].write_bytes("dtype = 'f\u00fcnf'\n".encode("latin-1"))
+    (tmp_path / "mistake_latin1_builtins.py").write_bytes('NAME = "f\u00fcnf"\n'.encode("latin-1"))
+    (tmp_path / "mistake_raising_builtins.py").write_text("raise RuntimeError('needs a GPU')\n")
+    bank = 'harness b\ninput text: text\nbank cases { text: text = text search text file "cases.jsonl" }\n'
+    bank += 'llm a { user "{for c in retrieve(cases, text)}{c.text}{end}{text}" }\noutput = a\n'
+    for harness in (made["bank_harness"], made["bank_missing_harness"]):
+        harness.parent.mkdir()
+        harness.write_text(bank)
+    (made["bank_harness"].parent / "cases.jsonl").write_text('{"text": null}\n')
+    made["bank_texts"].write_text('{"text": "hi"}\n')
     return {name: str(path) for name, path in made.items()}
 
 
@@ -94,6 +121,17 @@ HARNESSC_MISTAKES = {
     "run unknown param": ["run", HARNESS, "--data", MATH, "--set", "nope=1"],
     "run bad param value": ["run", HARNESS, "--data", MATH, "--set", "plan_tokens=many"],
     "run missing builtins module": ["run", HARNESS, "--data", MATH, "--builtins", "no_such_module_x"],
+    "check a UTF-16 harness": ["check", "{utf16_harness}"],
+    "run Latin-1 JSONL": ["run", HARNESS, "--data", "{latin1_jsonl}"],
+    "run Latin-1 CSV": ["run", HARNESS, "--data", "{latin1_csv}"],
+    "run UTF-16 data": ["run", HARNESS, "--data", "{utf16_jsonl}"],
+    "run NaN and Infinity in required fields": ["run", HARNESS, "--data", "{nan_rows}"],
+    "run engine config that is not UTF-8": ["run", HARNESS, "--data", MATH, "--engine-config", "{latin1_toml}"],
+    "run engine config that is a JSON list": ["run", HARNESS, "--data", MATH, "--engine-config", "{json_list}"],
+    "run builtins module that is not UTF-8": ["run", HARNESS, "--data", MATH, "--builtins", "mistake_latin1_builtins"],
+    "run builtins module that raises": ["run", HARNESS, "--data", MATH, "--builtins", "mistake_raising_builtins"],
+    "run bank file row without search text": ["run", "{bank_harness}", "--data", "{bank_texts}"],
+    "run bank file missing": ["run", "{bank_missing_harness}", "--data", "{bank_texts}"],
     **{
         f"run engine option {option}": [
             "run",
@@ -137,6 +175,7 @@ HARNESSC_MISTAKES = {
 @pytest.mark.parametrize("mistake", HARNESSC_MISTAKES)
 def test_harnessc_user_mistakes_never_exit_3(mistake: str, files, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # the default --out goes under runs/ here
+    monkeypatch.syspath_prepend(str(tmp_path))  # where the mistaken --builtins modules are
     args = [part.format(**files) for part in HARNESSC_MISTAKES[mistake]]
     try:
         code = harnessc_main(args)
@@ -216,12 +255,28 @@ OPHSD_MISTAKES = {
     "report run without metrics": ["report", "{run_without_config}"],
     "report broken metrics": ["report", "{run_bad_metrics}"],
     "report run is a file": ["report", "{plain_file}"],
+    "train config that is not UTF-8": ["train", "--config", "{latin1_toml}", "--output", "{out}"],
+    "train Latin-1 data": ["train", "--harness", HARNESS, "--data", "{latin1_jsonl}", "--output", "{out}"],
+    "train UTF-16 data": ["train", "--harness", HARNESS, "--data", "{utf16_jsonl}", "--output", "{out}"],
+    "train NaN in a required field": ["train", "--harness", HARNESS, "--data", "{nan_rows}", "--output", "{out}"],
+    "train builtins module that raises": [
+        "train",
+        "--harness",
+        HARNESS,
+        "--data",
+        MATH,
+        "--output",
+        "{out}",
+        "--set",
+        'builtins=["mistake_raising_builtins"]',
+    ],
 }
 
 
 @pytest.mark.parametrize("mistake", OPHSD_MISTAKES)
-def test_ophsd_user_mistakes_never_exit_3(mistake: str, files, tmp_path: Path, capsys) -> None:
+def test_ophsd_user_mistakes_never_exit_3(mistake: str, files, tmp_path: Path, capsys, monkeypatch) -> None:
     pytest.importorskip("torch")
+    monkeypatch.syspath_prepend(str(tmp_path))  # where the mistaken `builtins` modules are
     from ophsd.cli import main as ophsd_main
 
     args = [part.format(out=str(tmp_path / "run"), **files) for part in OPHSD_MISTAKES[mistake]]

@@ -16,7 +16,9 @@ import threading
 from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from harnessc.builtins.exact import exact_value
 from harnessc.builtins.registry import builtin
+from harnessc.runtime.values import number_text
 
 if TYPE_CHECKING:  # the bank module needs numpy; the compiler must not pay for it
     from harnessc.runtime.memory_bank import MemoryBank
@@ -29,7 +31,10 @@ if TYPE_CHECKING:  # the bank module needs numpy; the compiler must not pay for 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _THINK_OPEN = re.compile(r"<think>", re.IGNORECASE)
 _THINK_CLOSE = re.compile(r"</think>", re.IGNORECASE)
-_BOX_OPENING = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# `\boxed` or `\fbox` as a whole command word (not `\boxedfoo`), then the spaces TeX skips after it.
+_BOX_COMMAND = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])\s*")
+# A one-token argument: a control word (`\pi`), a control symbol (`\%`) or one character.
+_ONE_TOKEN = re.compile(r"\\[A-Za-z]+|\\.|[^\s{}]", re.DOTALL)
 
 
 @builtin("strip_think(text: text) -> text")
@@ -53,14 +58,25 @@ def extract_boxed(text: str) -> str:
     """Return the content of the last complete `\\boxed{...}` (or `\\fbox{...}`), or "" if there is none.
 
     Braces are matched with nesting (`\\boxed{\\frac{1}{2}}` gives `\\frac{1}{2}`) and escaped braces
-    `\\{ \\}` are skipped. A final box left unclosed by a truncated generation is ignored in favour of the
-    last closed one. For nested boxes the innermost one starts last and therefore wins.
+    `\\{ \\}` are skipped. Without braces the argument is one token, as TeX reads it: `\\boxed 5` gives
+    `5`, `\\boxed\\pi` gives `\\pi` (and `\\boxed 42` gives `4`, which is what it typesets). A final box
+    left unclosed by a truncated generation is ignored in favour of the last closed one. For nested boxes
+    the innermost one starts last and therefore wins.
     """
-    for opening in reversed(list(_BOX_OPENING.finditer(text))):
-        content = _balanced_content(text, opening.end())
+    for command in reversed(list(_BOX_COMMAND.finditer(text))):
+        content = _box_argument(text, command.end())
         if content is not None:
             return content.strip()
     return ""
+
+
+def _box_argument(text: str, start: int) -> str | None:
+    """The argument of a box command whose name (and the spaces after it) end at `start`: a braced group
+    or one token; None when there is none (the text ends, or the group never closes)."""
+    if text.startswith("{", start):
+        return _balanced_content(text, start + 1)
+    token = _ONE_TOKEN.match(text, start)
+    return None if token is None else token.group()
 
 
 def _balanced_content(text: str, start: int) -> str | None:
@@ -318,17 +334,16 @@ def coalesce(value: Any, fallback: Any) -> Any:
 def to_text(value: Any) -> str:
     """Render a value as text.
 
-    Text stays as it is, None becomes "", booleans `true`/`false`, numbers print as Python prints them
-    (`3`, `0.5`), lists and records become compact JSON, anything else (a bank) its str().
+    Text stays as it is, None becomes "", booleans `true`/`false`, numbers in plain decimal form, as
+    written when they come from the data (`3`, `0.5`, `0.00001`, never `1e-05`), lists and records
+    become compact JSON, anything else (a bank) its str().
     """
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
+    if isinstance(value, (bool, int, float)):
+        return number_text(value)
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)
@@ -347,18 +362,27 @@ _MATH_TIMEOUT_SECONDS = 5
 
 @builtin("math_equal(predicted: text, gold: text) -> bool")
 def math_equal(predicted: str, gold: str) -> bool:
-    """Whether two answers are mathematically equivalent, judged by the `math-verify` library.
+    """Whether two answers are mathematically equivalent: exactly for rational arithmetic, else by `math-verify`.
 
     `3/4`, `\\frac{3}{4}`, `0.75` and `$\\frac{3}{4}$` are all equal; identical non-empty strings are
-    always equal. Garbage or empty input gives False, never an exception. math-verify's signal-based
-    timeout is used only on the main thread (elsewhere `signal.alarm` fails), so off the main thread a
-    pathological expression is not interrupted.
+    always equal. Two answers that are both rational arithmetic (integers, decimals written in full,
+    fractions, powers with whole exponents, factorials: harnessc/builtins/exact.py) are compared exactly,
+    so `\\frac{1}{2006!}` is not `\\frac{1}{2004!}`, `10^{30}+1` is not `10^{30}`, and `0.333` is not
+    `\\frac{1}{3}`. Anything else (roots, variables, sets, answers inside sentences) is judged by the
+    `math-verify` library, after its extraction, again exactly when both extracted answers are rational.
+
+    Garbage or empty input gives False, never an exception. math-verify's signal-based timeout is used
+    only on the main thread (elsewhere `signal.alarm` fails), so off the main thread a pathological
+    expression is not interrupted.
     """
     predicted, gold = predicted.strip(), gold.strip()
     if not predicted or not gold:
         return False
     if predicted == gold:
         return True
+    exact = _exact_verdict(predicted, gold)
+    if exact is not None:
+        return exact
     try:
         from math_verify import verify  # lazy: pulls in sympy and antlr, far too heavy for the compiler
 
@@ -367,10 +391,29 @@ def math_equal(predicted: str, gold: str) -> bool:
         predicted_parsed = _parse_math(predicted, timeout)
         if not gold_parsed or not predicted_parsed:
             return False
+        exact = _exact_verdict(_extracted(predicted_parsed), _extracted(gold_parsed))
+        if exact is not None:
+            return exact
         # math-verify is asymmetric by design: the reference answer goes first.
         return bool(verify(gold_parsed, predicted_parsed, timeout_seconds=timeout))
     except Exception:  # a grader answers False on input it cannot read; it never crashes a run
         return False
+
+
+def _exact_verdict(predicted: str | None, gold: str | None) -> bool | None:
+    """Whether two answers are equal when both are exact rational arithmetic; None when either is not."""
+    if predicted is None or gold is None:
+        return None
+    gold_value = exact_value(gold)
+    if gold_value is None:
+        return None
+    predicted_value = exact_value(predicted)
+    return None if predicted_value is None else predicted_value == gold_value
+
+
+def _extracted(parsed: list[Any]) -> str | None:
+    """The answer text math-verify extracted (the string it returns after the parsed expression)."""
+    return next((item for item in parsed if isinstance(item, str)), None)
 
 
 def _parse_math(answer: str, timeout: int | None) -> list[Any]:

@@ -162,6 +162,13 @@ def load_user_builtins(modules: Iterable[str] = (), *, entry_point_group: str = 
             importlib.import_module(module)
         except ImportError as error:
             raise BuiltinsImportError(f"cannot import the built-ins module {module!r}: {error}") from error
+        except SyntaxError as error:  # a source that does not parse, or is not UTF-8 (without a coding line)
+            where = f"{error.filename}, line {error.lineno}" if error.filename else "its source"
+            raise BuiltinsImportError(f"cannot import the built-ins module {module!r}: {where}: {error.msg}") from error
+        except Exception as error:  # noqa: BLE001 - the module's own code failed (a bad signature, ...)
+            raise BuiltinsImportError(
+                f"cannot import the built-ins module {module!r}: importing it raised {type(error).__name__}: {error}"
+            ) from error
     for entry in entry_points(group=entry_point_group):
         entry.load()
     return registry

@@ -140,7 +140,8 @@ def _bank_file(ctx: LoweringContext, setting: ast.Setting | None) -> str | None:
             "named here",
             refusal.hints,
         )
-        return None
+        if ctx.diagnostics[-1].is_error:  # a warning (a file not written yet) keeps the path to read
+            return None
     return path
 
 

@@ -102,13 +102,23 @@ def add_run_command(commands, add_common) -> None:
 def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if args.engine_config:
-        text = Path(args.engine_config).read_text(encoding="utf-8")
-        if args.engine_config.endswith(".toml"):
-            import tomllib
+        from harnessc.textfile import EncodingProblem, read_text
 
-            options.update(tomllib.loads(text))
-        else:
-            options.update(json.loads(text))
+        try:  # a leading byte-order mark is skipped; a file that is not UTF-8 names its line and byte
+            text = read_text(args.engine_config)
+            if args.engine_config.endswith(".toml"):
+                import tomllib
+
+                loaded = tomllib.loads(text)
+            else:
+                loaded = json.loads(text)
+            if not isinstance(loaded, dict):
+                raise ValueError(f"expected an object of engine options, got {type(loaded).__name__}")
+            options.update(loaded)
+        except EncodingProblem:
+            raise
+        except ValueError as error:  # JSON or TOML that does not parse (or is not a table)
+            raise ValueError(f"--engine-config {args.engine_config}: {error}") from None
     for key, raw in parse_pairs(args.engine_option, "--engine-option").items():
         try:
             options[key] = json.loads(raw)

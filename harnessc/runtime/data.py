@@ -1,12 +1,15 @@
 """Reading dataset rows for a harness run, and checking them against the harness's declared inputs.
 
 `load_rows` reads .jsonl, .json, .csv, .parquet (with pyarrow) and Hugging Face datasets saved with
-`save_to_disk` (with `datasets`) into `Row`s. `coerce_row` / `coerce_value` then convert each raw value to
-the type its input declares. Every problem is a `DataError` that names the file, the row and the field:
+`save_to_disk` (with `datasets`) into `Row`s. `coerce_row` / `coerce_value` (harnessc/runtime/values.py,
+which also says how numbers, NaN and booleans convert) then convert each raw value to the type its input
+declares. Every problem is a `DataError` that names the file, the row and the field:
 
     examples/data/math.jsonl, row 17: field 'answer' is missing
 
 Rows are numbered from 0 in file order (`Row.index`), the same numbers a run reports its results under.
+Text files are UTF-8 (a leading byte-order mark is skipped; a UTF-16 or UTF-32 file is refused as a whole,
+harnessc/textfile.py); a byte that is not UTF-8 is its row's error, naming the field and the byte.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -23,40 +25,17 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from harnessc.types import TEXT, Bank, ListOf, Optional_, Record, Scalar, Type
+from harnessc.runtime.values import MAX_NESTING, MISSING, DataError, TooDeep, check_text, check_values, loads
+from harnessc.runtime.values import coerce_row as coerce_row
+from harnessc.runtime.values import coerce_value as coerce_value
+from harnessc.textfile import SAVE_AS_UTF8, UTF8_BOM, foreign_encoding
+
+__all__ = ["MAX_NESTING", "MISSING", "DataError", "Row", "coerce_row", "coerce_value", "fingerprint", "load_rows"]
 
 PathLike = str | os.PathLike[str]
-
-
-class DataError(ValueError):
-    """A problem with a data file, located by row (0-based) and field where known, or by line."""
-
-    def __init__(
-        self,
-        path: PathLike,
-        row_index: int | None,
-        field: str | None,
-        message: str,
-        *,
-        line: int | None = None,
-    ) -> None:
-        self.path = str(path)
-        self.row_index = row_index
-        self.field = field
-        self.message = message
-        self.line = line
-        super().__init__(self._render())
-
-    def _render(self) -> str:
-        if self.row_index is not None and self.line is not None:
-            where = f"{self.path}, row {self.row_index} (line {self.line})"
-        elif self.row_index is not None:
-            where = f"{self.path}, row {self.row_index}"
-        elif self.line is not None:
-            where = f"{self.path}, line {self.line}"
-        else:
-            where = self.path
-        return f"{where}: field '{self.field}' {self.message}" if self.field else f"{where}: {self.message}"
+# A record as a reader yields it: the row's values, or the DataError of a row that cannot be read, and the
+# line of the file the row starts on (None where lines mean nothing: a JSON document, Parquet).
+RawRow = tuple[dict[str, Any] | DataError, int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,24 +46,12 @@ class Row:
     values: dict[str, Any]
 
 
-class _Missing:
-    """The value of a field a row does not have (distinct from an explicit null)."""
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING: Any = _Missing()
-
 # --------------------------------------------------------------------------------------------------------
 # Reading files
 # --------------------------------------------------------------------------------------------------------
 
 _HF_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
-
-# Values nested deeper than this are refused: no data set needs more, and deeper values would exhaust the
-# recursion of the code that converts and writes them.
-MAX_NESTING = 100
+_TEXT_FORMATS = (".jsonl", ".ndjson", ".json", ".csv")
 
 
 def load_rows(
@@ -113,11 +80,11 @@ def load_rows(
     rows = []
     try:
         # islice stops reading at the limit, so a broken line after it does not fail the run.
-        for index, record in enumerate(islice(_read_records(source), limit)):
+        for index, (record, line) in enumerate(islice(_read_records(source), limit)):
             try:
                 if isinstance(record, DataError):
-                    raise record
-                _check_values(source, index, record)
+                    raise record.at_line(line)
+                check_values(source, index, record, line=line)
                 rows.append(Row(index, _map_columns(record, columns or {}, source, index)))
             except DataError as error:
                 if errors is None:
@@ -128,12 +95,17 @@ def load_rows(
     return rows
 
 
-def _read_records(path: Path) -> Iterator[dict[str, Any] | DataError]:
-    """The file's records in order: a dict per row, or the DataError of a row that cannot be read."""
+def _read_records(path: Path) -> Iterator[RawRow]:
+    """The file's records in order, each with the line it starts on (see `RawRow`)."""
     if path.is_dir():
         return _read_hf_dataset(path)
     if not path.exists():
         raise DataError(path, None, None, "file not found")
+    if path.suffix.lower() in _TEXT_FORMATS:
+        with path.open("rb") as handle:
+            encoding = foreign_encoding(handle.read(4))
+        if encoding is not None:
+            raise DataError(path, None, None, f"is {encoding} text, not UTF-8; {SAVE_AS_UTF8}")
     readers = {".jsonl": _read_jsonl, ".ndjson": _read_jsonl, ".json": _read_json, ".csv": _read_csv}
     readers[".parquet"] = _read_parquet
     reader = readers.get(path.suffix.lower())
@@ -150,80 +122,55 @@ def _record(path: Path, index: int, value: Any, *, line: int | None = None) -> d
     return value
 
 
-class _HugeNumber:
-    """A JSON integer too long for Python to read (kept as its digits, reported by `_check_values`)."""
-
-    def __init__(self, digits: str) -> None:
-        self.digits = digits
-
-
-class _TooDeep(ValueError):
-    """JSON nested beyond what the parser's recursion allows."""
-
-
-def _parse_int(digits: str) -> int | _HugeNumber:
-    try:
-        return int(digits)
-    except ValueError:  # longer than sys.get_int_max_str_digits(): a bad value, not a bad file
-        return _HugeNumber(digits)
-
-
-def _loads(text: str) -> Any:
-    """json.loads that turns over-long integers into _HugeNumber and too-deep nesting into _TooDeep."""
-    try:
-        return json.loads(text, parse_int=_parse_int)
-    except RecursionError:
-        raise _TooDeep from None
-
-
 def _parse_record(path: Path, index: int, text: str, *, line: int | None = None) -> dict[str, Any] | DataError:
     try:
-        value = _loads(text)
+        value = loads(text)
     except json.JSONDecodeError as error:
         return DataError(path, index, None, f"malformed JSON: {error.msg}", line=line)
-    except _TooDeep:
+    except TooDeep:
         return DataError(path, index, None, f"is nested more than {MAX_NESTING} levels deep", line=line)
     return _record(path, index, value, line=line)
 
 
 def _decode(data: bytes) -> str:
-    """UTF-8 text; undecodable bytes become lone surrogates, reported per value by `_check_values`."""
+    """UTF-8 text; undecodable bytes become lone surrogates, reported per value by `check_values`."""
     return data.decode("utf-8", errors="surrogateescape")
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any] | DataError]:
+def _read_jsonl(path: Path) -> Iterator[RawRow]:
     """One JSON object per line; blank lines are skipped and do not count as rows."""
     index = 0
     with path.open("rb") as handle:
         for line_number, raw in enumerate(handle, start=1):
-            line = _decode(raw.removeprefix(b"\xef\xbb\xbf") if line_number == 1 else raw)
+            line = _decode(raw.removeprefix(UTF8_BOM) if line_number == 1 else raw)
             if not line.strip():
                 continue
-            yield _parse_record(path, index, line, line=line_number)
+            yield _parse_record(path, index, line, line=line_number), line_number
             index += 1
 
 
-def _read_json(path: Path) -> Iterator[dict[str, Any] | DataError]:
+def _read_json(path: Path) -> Iterator[RawRow]:
     """A JSON list of objects, or an object whose "data" member is that list."""
-    text = _decode(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+    text = _decode(path.read_bytes().removeprefix(UTF8_BOM))
     try:
-        document = _loads(text)
+        document = loads(text)
     except json.JSONDecodeError as error:
         raise DataError(path, None, None, f"malformed JSON: {error.msg}", line=error.lineno) from None
-    except _TooDeep:
+    except TooDeep:
         # Some row is nested too deeply for the parser: find the rows without parsing, then parse each.
         spans = _row_spans(text)
         if spans is None:
             raise DataError(path, None, None, f"is nested more than {MAX_NESTING} levels deep") from None
         for index, (start, end) in enumerate(spans):
-            yield _parse_record(path, index, text[start:end], line=text.count("\n", 0, start) + 1)
+            line = text.count("\n", 0, start) + 1
+            yield _parse_record(path, index, text[start:end], line=line), line
         return
     if isinstance(document, dict) and isinstance(document.get("data"), list):
         document = document["data"]
     if not isinstance(document, list):
         raise DataError(path, None, None, 'expected a JSON list of objects, or {"data": [...]}')
     for index, value in enumerate(document):
-        yield _record(path, index, value)
+        yield _record(path, index, value), None
 
 
 _JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.DOTALL)
@@ -256,7 +203,7 @@ def _row_spans(text: str) -> list[tuple[int, int]] | None:
     return None
 
 
-def _read_csv(path: Path) -> Iterator[dict[str, Any] | DataError]:
+def _read_csv(path: Path) -> Iterator[RawRow]:
     """A header line, then one row per record; every value arrives as text (see `coerce_value`)."""
     with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
         reader = csv.reader(handle)
@@ -268,23 +215,24 @@ def _read_csv(path: Path) -> Iterator[dict[str, Any] | DataError]:
             raise DataError(path, None, None, f"the header names column(s) {duplicates} more than once")
         index = 0
         while True:
+            line = reader.line_num + 1  # where this row starts (a quoted cell may span lines)
             try:
                 cells = next(reader)
             except StopIteration:
                 return
             except csv.Error as error:  # e.g. a cell over the csv module's size limit: this row only
-                yield DataError(path, index, None, f"is not a readable CSV row: {error}", line=reader.line_num)
+                yield DataError(path, index, None, f"is not a readable CSV row: {error}"), line
                 index += 1
                 continue
             if len(cells) > len(header):
-                yield DataError(path, index, None, f"has {len(cells)} cells but the header names {len(header)}")
+                yield DataError(path, index, None, f"has {len(cells)} cells but the header names {len(header)}"), line
             else:
                 # A short row lacks its last fields: they are missing, not empty text (zip stops early).
-                yield dict(zip(header, cells, strict=False))
+                yield dict(zip(header, cells, strict=False)), line
             index += 1
 
 
-def _read_parquet(path: Path) -> Iterator[dict[str, Any] | DataError]:
+def _read_parquet(path: Path) -> Iterator[RawRow]:
     try:
         import pyarrow
         import pyarrow.parquet as parquet
@@ -294,7 +242,7 @@ def _read_parquet(path: Path) -> Iterator[dict[str, Any] | DataError]:
         batches = parquet.ParquetFile(path).iter_batches()
         index = 0
         for batch in batches:
-            yield from _arrow_rows(path, index, batch)
+            yield from ((row, None) for row in _arrow_rows(path, index, batch))
             index += batch.num_rows
     except pyarrow.ArrowException as error:
         raise DataError(path, None, None, f"cannot be read as Parquet: {error}") from None
@@ -312,14 +260,30 @@ def _arrow_rows(path: Path, first: int, batch: Any) -> list[dict[str, Any] | Dat
         row, problem = {}, None
         for name in batch.schema.names:
             try:
-                row[name] = batch.column(name).slice(offset, 1).to_pylist()[0]
-            except Exception as error:  # noqa: BLE001 - this value only
-                problem = problem or DataError(path, first + offset, name, f"cannot be read: {error}")
+                row[name] = _arrow_value(path, first + offset, name, batch.column(name).slice(offset, 1))
+            except DataError as error:
+                problem = problem or error
         rows.append(problem or row)
     return rows
 
 
-def _read_hf_dataset(path: Path) -> Iterator[dict[str, Any] | DataError]:
+def _arrow_value(path: Path, index: int, name: str, cell: Any) -> Any:
+    """The value of a one-row Arrow array, or the DataError of row `index`, field `name`: for a string
+    that is not UTF-8, naming the byte as for every other format."""
+    try:
+        return cell.to_pylist()[0]
+    except Exception as error:  # noqa: BLE001 - this value only
+        problem = DataError(path, index, name, f"cannot be read: {error}")
+    import pyarrow
+
+    if pyarrow.types.is_string(cell.type) or pyarrow.types.is_large_string(cell.type):
+        binary = pyarrow.large_binary() if pyarrow.types.is_large_string(cell.type) else pyarrow.binary()
+        raw = cell.cast(binary).to_pylist()[0]  # the bytes as stored: a cast to binary checks nothing
+        check_text(path, index, name, _decode(raw))  # raises the located error
+    raise problem
+
+
+def _read_hf_dataset(path: Path) -> Iterator[RawRow]:
     """A dataset written by `datasets.Dataset.save_to_disk`; a DatasetDict must hold exactly one split."""
     if not any((path / marker).exists() for marker in _HF_MARKERS):
         raise DataError(path, None, None, "is a directory but not a Hugging Face dataset saved with save_to_disk")
@@ -343,7 +307,7 @@ def _read_hf_dataset(path: Path) -> Iterator[dict[str, Any] | DataError]:
                 f"holds splits {splits}; pass one split's directory, e.g. {path / splits[0]}",
             )
         dataset = dataset[splits[0]]
-    yield from _dataset_rows(path, dataset)
+    yield from ((row, None) for row in _dataset_rows(path, dataset))
 
 
 def _dataset_rows(path: Path, dataset: Any) -> Iterator[dict[str, Any] | DataError]:
@@ -351,44 +315,22 @@ def _dataset_rows(path: Path, dataset: Any) -> Iterator[dict[str, Any] | DataErr
         try:
             yield dict(dataset[index])
         except Exception as error:  # noqa: BLE001 - this row only (e.g. a string that is not UTF-8)
-            yield DataError(path, index, None, f"cannot be read: {error}")
+            yield _dataset_row_problem(path, dataset, index, error)
 
 
-def _check_values(path: Path, index: int, values: dict[str, Any]) -> None:
-    """Raise a DataError naming the field of the row's first value that is not valid data."""
-    for name in values:
-        _check_text(path, index, "(a field name)", str(name))
-    for name, value in values.items():
-        # Iterative, so a deep value cannot exhaust the recursion that this check guards.
-        stack: list[tuple[Any, str, int]] = [(value, str(name), 1)]
-        while stack:
-            item, field, depth = stack.pop()
-            if isinstance(item, str):
-                _check_text(path, index, field, item)
-            elif isinstance(item, _HugeNumber):
-                digits = len(item.digits.lstrip("+-"))
-                raise DataError(path, index, field, f"is a number of {digits} digits; more than 4300 are not read")
-            elif isinstance(item, (dict, list, tuple)):
-                if depth >= MAX_NESTING:  # named by its top-level field: a path 100 levels long helps nobody
-                    raise DataError(path, index, str(name), f"is nested more than {MAX_NESTING} levels deep")
-                if isinstance(item, dict):
-                    for key in item:
-                        _check_text(path, index, f"{field} (a key)", str(key))
-                    stack.extend((inner, f"{field}.{key}", depth + 1) for key, inner in reversed(item.items()))
-                else:
-                    stack.extend((inner, f"{field}[{i}]", depth + 1) for i, inner in reversed(list(enumerate(item))))
-
-
-def _check_text(path: Path, index: int, field: str, text: str) -> None:
+def _dataset_row_problem(path: Path, dataset: Any, index: int, error: Exception) -> DataError:
+    """Why row `index` of a saved dataset does not read: located in its Arrow table (field and byte) when
+    the dataset is a plain table (no index mapping), else the error as it is."""
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        char = ord(text[error.start])
-        if 0xDC80 <= char <= 0xDCFF:  # surrogateescape's stand-in for an undecodable byte
-            message = f"is not valid UTF-8 text (byte 0x{char - 0xDC00:02x} at character {error.start})"
-        else:
-            message = f"contains a lone surrogate U+{char:04X} at character {error.start}, which is not valid text"
-        raise DataError(path, index, field, message) from None
+        if getattr(dataset, "_indices", None) is None:  # row `index` is row `index` of the table
+            table = dataset.data.table
+            for name in table.column_names if index < table.num_rows else ():
+                _arrow_value(path, index, name, table.column(name).slice(index, 1).combine_chunks())
+    except DataError as problem:
+        return problem
+    except Exception:  # noqa: BLE001 - locating is a courtesy: the error below says what went wrong
+        pass
+    return DataError(path, index, None, f"cannot be read: {error}")
 
 
 def _map_columns(values: dict[str, Any], columns: Mapping[str, str], path: Path, index: int) -> dict[str, Any]:
@@ -400,174 +342,6 @@ def _map_columns(values: dict[str, Any], columns: Mapping[str, str], path: Path,
             raise DataError(path, index, column, f"is missing (needed by --map {input_name}={column})")
         mapped[input_name] = values[column]
     return mapped
-
-
-# --------------------------------------------------------------------------------------------------------
-# Checking values against declared types
-# --------------------------------------------------------------------------------------------------------
-
-_INTEGER = re.compile(r"[+-]?\d+")
-_TRUE_WORDS = frozenset({"true", "yes", "1"})
-_FALSE_WORDS = frozenset({"false", "no", "0"})
-
-
-def coerce_row(row: Row, inputs: Mapping[str, Type], *, path: PathLike) -> dict[str, Any]:
-    """The row's value for every declared input, converted to the input's type (see `coerce_value`)."""
-    return {
-        name: coerce_value(row.values.get(name, MISSING), typ, path=path, row=row.index, field=name)
-        for name, typ in inputs.items()
-    }
-
-
-def coerce_value(value: Any, typ: Type, *, path: PathLike, row: int, field: str) -> Any:
-    """Convert a raw value to the runtime form of `typ`, or raise a DataError naming row and field.
-
-    Conversions (CSV cells are always text, so text is read as the declared type):
-    - text: a string as is; an int or float becomes its decimal text (7 -> "7", 2.5 -> "2.5"); booleans,
-      lists and objects are rejected rather than guessed at.
-    - int: an int, an integral float (3.0), or text of digits. bool: true/false, text true/false/yes/no/1/0,
-      or the numbers 0 and 1. float: any number, or text that parses as one.
-    - list[T]: a JSON list, or text holding a JSON-encoded list (as a CSV cell must); items are converted
-      recursively and returned as a tuple.
-    - record{...}: an object, or text holding a JSON-encoded object; each declared field is converted,
-      undeclared keys are dropped.
-    - T?: a missing field or null gives None; so does empty text when T is not text (an empty CSV cell).
-    """
-    return _Coercion(path, row).convert(value, typ, field)
-
-
-class _Coercion:
-    """Carries the location into the recursion so every error names the exact nested field."""
-
-    def __init__(self, path: PathLike, row: int) -> None:
-        self.path, self.row = path, row
-
-    def fail(self, field: str, message: str) -> DataError:
-        return DataError(self.path, self.row, field, message)
-
-    def convert(self, value: Any, typ: Type, field: str) -> Any:
-        if isinstance(typ, Optional_):
-            if value is MISSING or value is None or (value == "" and typ.inner != TEXT):
-                return None
-            return self.convert(value, typ.inner, field)
-        if value is MISSING:
-            raise self.fail(field, "is missing")
-        if value is None:
-            raise self.fail(field, f"must be {typ}, got null")
-        if isinstance(typ, Scalar):
-            return self.scalar(value, typ, field)
-        if isinstance(typ, ListOf):
-            return self.list_of(value, typ, field)
-        if isinstance(typ, Record):
-            return self.record(value, typ, field)
-        if isinstance(typ, Bank):
-            raise self.fail(field, "is declared as a bank, which cannot be read from a data row")
-        return value  # `any` or a type variable: nothing to check
-
-    def scalar(self, value: Any, typ: Scalar, field: str) -> Any:
-        converted = {"text": _to_text, "int": _to_int, "float": _to_float, "bool": _to_bool}[typ.name](value)
-        if converted is None:
-            raise self.fail(field, f"must be {typ}, got {_describe(value)}")
-        return converted
-
-    def list_of(self, value: Any, typ: ListOf, field: str) -> tuple[Any, ...]:
-        value = self.decode_json(value, list, typ, field)
-        return tuple(self.convert(item, typ.item, f"{field}[{i}]") for i, item in enumerate(value))
-
-    def record(self, value: Any, typ: Record, field: str) -> dict[str, Any]:
-        value = self.decode_json(value, dict, typ, field)
-        return {name: self.convert(value.get(name, MISSING), ftype, f"{field}.{name}") for name, ftype in typ.fields}
-
-    def decode_json(self, value: Any, kind: type, typ: Type, field: str) -> Any:
-        """Accept the value itself or, for text (a CSV cell), the JSON it encodes."""
-        if isinstance(value, str):
-            try:
-                value = _loads(value)
-            except json.JSONDecodeError:
-                raise self.fail(field, f"must be {typ}, got text that is not JSON: {_preview(value)}") from None
-            except _TooDeep:
-                raise self.fail(field, f"holds JSON nested more than {MAX_NESTING} levels deep") from None
-            try:
-                _check_values(Path(self.path), self.row, {field: value})
-            except DataError as error:
-                raise self.fail(error.field or field, f"holds JSON that {error.message}") from None
-        if kind is list and isinstance(value, tuple):
-            value = list(value)
-        if not isinstance(value, kind):
-            raise self.fail(field, f"must be {typ}, got {_describe(value)}")
-        return value
-
-
-def _to_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return None
-
-
-def _to_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float):
-        return int(value) if value.is_integer() else None
-    if isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
-        try:
-            return int(value.strip())
-        except ValueError:  # more digits than Python reads
-            return None
-    return None
-
-
-def _to_float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            return None
-        return None if math.isnan(number) else number
-    return None
-
-
-def _to_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().casefold()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-    return None
-
-
-def _describe(value: Any) -> str:
-    """How an error message names a raw value: its type in the language's words, plus a preview."""
-    if isinstance(value, bool):
-        return f"bool {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"{'int' if isinstance(value, int) else 'float'} {value!r}"
-    if isinstance(value, str):
-        return f"text {_preview(value)}"
-    if isinstance(value, (list, tuple)):
-        return f"a list of {len(value)} item(s)"
-    if isinstance(value, dict):
-        return f"an object with fields {sorted(value)[:5]}"
-    return type(value).__name__
-
-
-def _preview(text: str, width: int = 40) -> str:
-    return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
 def fingerprint(path: PathLike) -> str:

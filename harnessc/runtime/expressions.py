@@ -15,6 +15,7 @@ from typing import Any
 
 from harnessc import ir
 from harnessc.builtins.registry import Registry
+from harnessc.runtime.values import number_text
 from harnessc.types import Optional_
 
 
@@ -44,9 +45,10 @@ def truthy(value: Any) -> bool:
 
 
 def to_text(value: Any) -> str:
-    """How a placeholder prints a scalar."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """How a placeholder prints a scalar: booleans `true`/`false`, numbers in plain decimal form as
+    written (`0.00001`, never `1e-05`: harnessc/runtime/values.py), text as it is."""
+    if isinstance(value, (bool, int, float)):
+        return number_text(value)
     return str(value)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from harnessc import ir
 from harnessc.builtins.registry import Registry, load_user_builtins
 from harnessc.compiler import compile_file
+from harnessc.runtime.bank_data import bank_entries
 from harnessc.runtime.data import DataError, coerce_row, load_rows
 from harnessc.runtime.expressions import Evaluator
 from harnessc.runtime.memory_bank import MemoryBank
@@ -67,6 +68,10 @@ class HarnessSetup:
         return load_examples(
             self.harness, data, limit=limit, columns=columns, require_oracles=require_oracles, errors=errors
         )
+
+    def bank_entry(self, bank: ir.Bank, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """The entry one row's converted inputs make in `bank`."""
+        return bank_entry(bank, inputs, self._params, self._evaluator)
 
     def bank_entries(self, bank: ir.Bank, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """The entries that data rows (with their oracle inputs: banks hold gold labels) make in `bank`."""
@@ -162,7 +167,7 @@ def load_banks(setup: HarnessSetup, files: Mapping[str, str]) -> dict[str, Memor
     for bank in setup.harness.banks:
         memory = MemoryBank(bank.name, search_field=bank.search_field, label_field=bank.label_field)
         path = files.get(bank.name) or bank.file
-        if path:
-            memory.add(setup.bank_entries(bank, [row.values for row in load_rows(path)]))
+        if path:  # rows converted like the data's; a bad row is a DataError naming the bank's file
+            memory.add(bank_entries(setup.harness, bank, path, setup.bank_entry))
         banks[bank.name] = memory
     return banks
