@@ -72,6 +72,7 @@ class TemplateLiteral:
     text: Text
     parts: tuple[TemplatePart, ...]
     span: Span
+    trim_final_newline: bool = False  # the last line is a lone block tag: the rendering drops one final "\n"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -147,9 +147,9 @@ class _ToAst:
         self.problems = problems
 
     def _template(self, text: ast.Text) -> ast.TemplateLiteral:
-        parts, problems = parse_template(text, self.file, parse_expression)
+        parts, problems, trim = parse_template(text, self.file, parse_expression)
         self.problems += problems
-        return ast.TemplateLiteral(text=text, parts=parts, span=text.span)
+        return ast.TemplateLiteral(text=text, parts=parts, span=text.span, trim_final_newline=trim)
 
     def _span(self, meta):
         return self.source.span(meta.start_pos, meta.end_pos)

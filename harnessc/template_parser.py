@@ -6,8 +6,12 @@
     {{ and }}                    literal braces; `{}` (nothing inside) is kept literally, for `\\boxed{}`
 
 A block tag (`{if ...}`, `{else}`, `{end}`, `{for ...}`) alone on its line takes the whole line with it,
-its line break included (the last line's tag takes the line break before it instead), so blocks can be
-written on lines of their own without leaving blank lines in the prompt.
+its indentation and line break included (Jinja's trim_blocks + lstrip_blocks), so blocks can be written on
+lines of their own without leaving blank lines in the prompt. A tag on the string's last line has no line
+break of its own: the text then renders without its final line break (`trim_final_newline`), so that a
+string never ends with a line break it does not show. That line break is taken from the rendered text, not
+from the source: the one before `{end}` belongs to the block's body, and every item of a `{for}` keeps it.
+A tag sharing its line with text leaves the text and its whitespace alone.
 
 The parser (harnessc/parser.py) calls `parse_template` for every string that is a template, and passes
 its own expression parser for the placeholders: this module does not import the parser, which imports it.
@@ -52,10 +56,11 @@ class _Block:
 
 def parse_template(
     text: ast.Text, source: SourceFile, parse_expression: ExpressionParser
-) -> tuple[tuple[ast.TemplatePart, ...], list[Diagnostic]]:
-    """Split a decoded string into template nodes; collects every template error instead of stopping at one."""
+) -> tuple[tuple[ast.TemplatePart, ...], list[Diagnostic], bool]:
+    """Split a decoded string into template nodes; collects every template error instead of stopping at one.
+    The flag: the last line is a lone block tag, so the rendering drops one final line break."""
     scanner = _Scanner(text, source, parse_expression)
-    return scanner.run(), scanner.diagnostics
+    return scanner.run(), scanner.diagnostics, scanner.trim_final_newline
 
 
 class _Scanner:
@@ -67,7 +72,7 @@ class _Scanner:
         self.stack: list[_Block] = []
         self.literal: list[str] = []
         self.literal_start = 0
-        self.dropped = _standalone_whitespace(self.value)
+        self.dropped, self.trim_final_newline = _standalone_whitespace(self.value)
 
     def span(self, start: int, end: int) -> Span:
         if not self.offsets:
@@ -283,17 +288,20 @@ class _Scanner:
             self.emit(ast.TemplateFor(variable=block.variable, iterable=block.iterable, body=body, span=span))
 
 
-def _standalone_whitespace(value: str) -> set[int]:
-    """Indices of the indentation, trailing blanks and line break of lines holding only a block tag."""
+def _standalone_whitespace(value: str) -> tuple[set[int], bool]:
+    """Indices of the indentation, trailing blanks and line break of lines holding only a block tag; and
+    whether the last line is one (its line break is then the rendering's final one, dropped at render time:
+    the line break before the tag may belong to a block's body, repeated or not shown)."""
     dropped: set[int] = set()
+    last = False
     for match in _STANDALONE_TAG.finditer(value):
         dropped.update(range(match.start(), match.start(1)))
         dropped.update(range(match.end(1), match.end()))
         if match.end() < len(value):
             dropped.add(match.end())  # the line break ending the line
         elif match.start() > 0:
-            dropped.add(match.start() - 1)  # the last line: the line break before it
-    return dropped
+            last = True
+    return dropped, last
 
 
 def _join(first: Span, last: Span) -> Span:

@@ -23,12 +23,16 @@ def lower_template_literal(ctx: LoweringContext, node: ast.TemplateLiteral, scop
     template = lower_template(ctx, node, scope)
     if all(isinstance(part, ir.TextPart) for part in template.parts):
         text = "".join(part.value for part in template.parts if isinstance(part, ir.TextPart))
+        if template.trim_final_newline and text.endswith("\n"):
+            text = text[:-1]
         return ir.Literal(value=text, type=TEXT, span=node.span)
     return ir.TemplateExpr(template=template, type=TEXT, span=node.span)
 
 
 def lower_template(ctx: LoweringContext, node: ast.TemplateLiteral, scope: Scope) -> ir.Template:
-    return ir.Template(parts=_lower_parts(ctx, node.parts, scope), span=node.text.span)
+    return ir.Template(
+        parts=_lower_parts(ctx, node.parts, scope), span=node.text.span, trim_final_newline=node.trim_final_newline
+    )
 
 
 def expand_snippet(ctx: LoweringContext, name: str, span: Span, scope: Scope) -> ir.Template:

@@ -76,7 +76,10 @@ class Evaluator:
     def render(self, template: ir.Template, values: Mapping[str, Any], local: Mapping[str, Any] | None = None) -> str:
         pieces: list[str] = []
         self._render_parts(template.parts, values, dict(local or {}), pieces)
-        return "".join(pieces)
+        text = "".join(pieces)
+        if template.trim_final_newline and text.endswith("\n"):
+            text = text[:-1]  # the line break a lone block tag on the last line takes with it
+        return text
 
     # ---- templates -----------------------------------------------------------------------------------------
 
