@@ -162,10 +162,12 @@ class TemplateText:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TemplatePlaceholder:
-    """`{expr}`: the value of an expression."""
+    """`{expr}`: the value of an expression. `latex`: written right after LaTeX (`\\sqrt{x}`, `x^{n}`), for
+    the hint of an unknown name (the braces were perhaps meant as text)."""
 
     expr: Expr
     span: Span
+    latex: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -64,6 +64,7 @@ _ALL = [
         ("template-block", "`{if}`, `{for}`, `{else}` and `{end}` that do not nest"),
         ("optional-placeholder", "a value that may be absent, printed unconditionally"),
         ("placeholder-type", "a list, record or bank printed directly"),
+        ("literal-placeholder", "a placeholder holding a constant (`{10}`): braces meant as text, LaTeX or JSON"),
         # stages and graph
         ("cycle", "stages that read each other in a cycle"),
         ("loop-order", "a loop step reading a step that runs after it"),

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harnessc import ast
 from harnessc.diagnostics import Diagnostic, Label
@@ -191,18 +191,35 @@ class _Scanner:
         elif content.startswith("for "):
             self.open_for(content, inner_start, inner_end, whole)
         else:
-            expr = self.expression(inner_start, inner_end)
-            if expr is not None:
-                self.emit(ast.TemplatePlaceholder(expr=expr, span=whole))
+            written = self.value[start : close + 1]
+            expr = self.expression(inner_start, inner_end, written)
+            if expr is not None and _is_literal(expr):
+                self.error(
+                    "literal-placeholder",
+                    f"`{written}` is a placeholder printing the constant {content}: the braces vanish",
+                    start,
+                    close + 1,
+                    f"for literal braces (LaTeX, JSON) double them: `{_escaped(written)}`",
+                    "a placeholder, not text",
+                )
+            elif expr is not None:
+                latex = _LATEX_BEFORE.search(self.value, 0, start) is not None
+                self.emit(ast.TemplatePlaceholder(expr=expr, span=whole, latex=latex))
         return close + 1
 
-    def expression(self, start: int, end: int) -> ast.Expr | None:
+    def expression(self, start: int, end: int, written: str = "") -> ast.Expr | None:
+        """Parse a placeholder's or a block's expression; `written` is the whole placeholder `{...}` (not
+        for blocks): a syntax error in it then hints at doubled braces, as it may be literal text."""
         while start < end and self.value[start].isspace():
             start += 1
         if start >= end:
-            self.error("syntax-error", "empty expression in template", start - 1, end + 1)
+            hint = f"for literal braces write `{_escaped(written)}`" if written else ""
+            self.error("syntax-error", "empty expression in template", start - 1, end + 1, hint)
             return None
         expr, errors = self.parse_expression(self.value[start:end], self.offsets[start:end], self.source)
+        if written and errors and not _CALL_OR_FIELD.match(self.value, start):
+            hint = f"if this is literal text (JSON, LaTeX), double the braces: `{_escaped(written)}`"
+            errors = [replace(error, hints=(*error.hints, hint)) for error in errors]
         self.diagnostics.extend(errors)
         return expr
 
@@ -302,6 +319,29 @@ def _standalone_whitespace(value: str) -> tuple[set[int], bool]:
         elif match.start() > 0:
             last = True
     return dropped, last
+
+
+# Text ending like LaTeX just before a placeholder: a command (`\\sqrt`), a super- or subscript, or a
+# closed group (`\\frac{a}`), for the hint of an unknown name (`\\sqrt{x}`: write `\\sqrt{{x}}`).
+_CALL_OR_FIELD = re.compile(r"[A-Za-z_]\w*\s*[(.]")  # `{join(...`, `{case.text`: an expression, not text
+_LATEX_BEFORE = re.compile(r"(?:\\[A-Za-z]+|[\^_}])\Z")
+
+
+def _is_literal(expr: ast.Expr) -> bool:
+    """A constant written as a placeholder (`{10}`, `{-1}`, `{true}`, `{"a"}`, `{[1, 2]}`): printing a constant
+    needs no placeholder, so the braces were surely meant as text."""
+    if isinstance(expr, (ast.Number, ast.Boolean)):
+        return True
+    if isinstance(expr, ast.TemplateLiteral):
+        return all(isinstance(part, ast.TemplateText) for part in expr.parts)
+    if isinstance(expr, ast.ListLiteral):
+        return all(_is_literal(item) for item in expr.items)
+    return False
+
+
+def _escaped(written: str) -> str:
+    """A placeholder as literal text: every brace doubled."""
+    return written.replace("{", "{{").replace("}", "}}")
 
 
 def _join(first: Span, last: Span) -> Span:

@@ -8,6 +8,7 @@ present lose their `?`; inside `{for x in xs}` the variable is a local.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from harnessc import ast, ir
@@ -78,7 +79,15 @@ def _lower_for(ctx: LoweringContext, part: ast.TemplateFor, scope: Scope) -> ir.
 
 
 def _lower_placeholder(ctx: LoweringContext, part: ast.TemplatePlaceholder, scope: Scope) -> ir.Part:
+    reported = len(ctx.diagnostics)
     value = ctx.lower_expr(part.expr, scope)
+    if part.latex and isinstance(part.expr, ast.Name):
+        # `\sqrt{x}` with no `x` declared: the braces were meant as LaTeX.
+        hint = f"if this is LaTeX, double the braces: `{{{{{part.expr.name}}}}}`"
+        ctx.diagnostics[reported:] = [
+            replace(item, hints=(*item.hints, hint)) if item.code == "unknown-name" else item
+            for item in ctx.diagnostics[reported:]
+        ]
     typ = value.type
     # The hints spell out the fix with the names actually written (`{if hint}...{hint}...{end}`).
     named = isinstance(part.expr, (ast.Name, ast.FieldAccess))
