@@ -84,6 +84,7 @@ _ALL = [
         ("student-reads-stage", "the student view reads a stage or memory bank"),
         ("student-reads-oracle", "the student view reads an oracle input"),
         ("oracle-at-inference", "the output needs an oracle input, absent at inference"),
+        ("oracle-in-output", "the output computed from an oracle input without a model generating it"),
         ("missing-student", "training needs a `student` view"),
         ("missing-teacher", "training needs a `teacher` view"),
         ("missing-output", "a harness with neither `output` nor `student`"),
