@@ -133,7 +133,37 @@ class Comparison:
     span: Span
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arithmetic:
+    operator: str  # "+" | "-" | "*" | "//" | "%"
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Index:
+    """`value[index]`: one item of a list."""
+
+    value: Expr
+    index: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Slice:
+    """`value[start:stop]`: a part of a list or a text; either bound may be left out."""
+
+    value: Expr
+    start: Expr | None
+    stop: Expr | None
+    span: Span
+
+
 Expr = Union[
+    Arithmetic,
+    Index,
+    Slice,
     Name,
     FieldAccess,
     Call,

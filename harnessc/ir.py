@@ -101,6 +101,38 @@ class CompareExpr:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ArithmeticExpr:
+    """Integer arithmetic (`+ - * // %`, Python's floor semantics); `//` or `%` by zero fails the example."""
+
+    operator: str
+    left: Expr
+    right: Expr
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexExpr:
+    """One item of a list, counted from 0 (negative: from the end); outside the list fails the example."""
+
+    value: Expr
+    index: Expr
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SliceExpr:
+    """A part of a list or text, as Python slices it (never fails); a bound left out is None."""
+
+    value: Expr
+    start: Expr | None
+    stop: Expr | None
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TemplateExpr:
     template: Template
     type: Type
@@ -108,7 +140,19 @@ class TemplateExpr:
 
 
 Expr = Union[
-    Literal, Ref, FieldRef, CallExpr, ListExpr, ComprehensionExpr, NotExpr, LogicExpr, CompareExpr, TemplateExpr
+    Literal,
+    Ref,
+    FieldRef,
+    CallExpr,
+    ListExpr,
+    ComprehensionExpr,
+    NotExpr,
+    LogicExpr,
+    CompareExpr,
+    ArithmeticExpr,
+    IndexExpr,
+    SliceExpr,
+    TemplateExpr,
 ]
 
 

@@ -282,6 +282,18 @@ class _ToAst:
         left, operator, right = children
         return ast.Comparison(operator=str(operator), left=left, right=right, span=self._span(meta))
 
+    def arithmetic(self, meta, children):
+        left, operator, right = children
+        return ast.Arithmetic(operator=str(operator), left=left, right=right, span=self._span(meta))
+
+    def index(self, meta, children):
+        value, index = children
+        return ast.Index(value=value, index=index, span=self._span(meta))
+
+    def slice(self, meta, children):
+        value, start, stop = children
+        return ast.Slice(value=value, start=start, stop=stop, span=self._span(meta))
+
     def name(self, meta, children):
         return ast.Name(name=str(children[0]), span=self._span(meta))
 

@@ -60,8 +60,9 @@ class StageCall(_Model):
 
 class Failure(_Model):
     stage: str
-    # missing-value | builtin-error | engine-error | no-output | evaluation-error | data-error (the row could
-    # not be used) | invalid-text (lone surrogates replaced to write the record) | output-error
+    # missing-value | builtin-error | operator-error (`//` or `%` by zero, an index outside its list) | engine-error |
+    # no-output | evaluation-error | data-error (the row could not be used) | invalid-text (lone surrogates replaced
+    # to write the record) | output-error
     reason: str
     message: str
 
