@@ -136,6 +136,7 @@ class Evaluator:
         if any(value is None and not ok for value, ok in zip(arguments, accepts_absent)):
             return None
         builtin = self.registry.get(expr.function)
+        assert builtin is not None  # _accepts_absent raised for an unregistered one
         try:
             return builtin.function(*arguments)
         except Exception as error:  # a built-in's failure is the example's, never the batch's
