@@ -84,7 +84,9 @@ LOCATIONS = {
     "invalid-override": (1, 1),  # `sample=4` on the command line
     "unused-stage": (5, 5),  # `plan`
     "teacher-equals-student": (11, 1),  # `teacher {`
-    "thinking-mismatch": (17, 5),  # `solve` in `llm solve {`, the stage without the switch
+    "thinking-mismatch": (17, 5),
+    "constraint-reads-differently": (7, 9),  # the regex literal
+    "choice-over-budget": (8, 14),  # the `max_tokens` value
 }
 
 

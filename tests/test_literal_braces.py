@@ -11,7 +11,7 @@ import pytest
 from harnessc import ir
 from harnessc.builtins.registry import default_registry
 from harnessc.compiler import compile_source
-from harnessc.runtime.evaluate import Evaluator
+from harnessc.runtime.expressions import Evaluator
 
 
 def check(prompt: str):

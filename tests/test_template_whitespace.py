@@ -15,7 +15,7 @@ import pytest
 from harnessc import ir
 from harnessc.builtins.registry import default_registry
 from harnessc.compiler import compile_source
-from harnessc.runtime.evaluate import Evaluator
+from harnessc.runtime.expressions import Evaluator
 
 HEADER = """harness t
 input xs: list[text]

@@ -56,7 +56,7 @@ class PerExampleInterpreter:
                 if isinstance(step, ir.Until):
                     program.until_holds(step, loop, state)
                 else:
-                    self.run_stage(program.harness.stage(step), state, iteration)
+                    self.run_stage(program.loop_step(step), state, iteration)
             if loop.name in state.loops_done:
                 return
             program.advance_loop(loop, state)
