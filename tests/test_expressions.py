@@ -12,8 +12,8 @@ from harnessc import ir
 from harnessc.builtins.registry import default_registry
 from harnessc.compiler import compile_source
 from harnessc.engines.scripted import ScriptedEngine
-from harnessc.runtime.expressions import Evaluator, OperatorFailure
 from harnessc.runtime.executor import StageSynchronousExecutor
+from harnessc.runtime.expressions import Evaluator, OperatorFailure
 from harnessc.runtime.interpreter import PerExampleInterpreter
 from harnessc.runtime.program import Program
 
