@@ -119,7 +119,7 @@ def check_oracle_at_inference(harness: ir.Harness, context: CheckContext) -> Ite
                     span=use.span,
                     label="used unconditionally here",
                     labels=(Label(root.span, f"{label} depends on it"),) if use is not ref else (),
-                    hints=(f"show it only in training with {{if {use.name}}}...{{end}}",),
+                    hints=(f"in the prompt that reads it, show it only in training: {{if {use.name}}}...{{end}}",),
                 )
                 break
 
