@@ -72,6 +72,7 @@ class TemplateLiteral:
     text: Text
     parts: tuple[TemplatePart, ...]
     span: Span
+    trim_final_newline: bool = False  # the last line is a lone block tag: the rendering drops one final "\n"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,7 +133,37 @@ class Comparison:
     span: Span
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Arithmetic:
+    operator: str  # "+" | "-" | "*" | "//" | "%"
+    left: Expr
+    right: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Index:
+    """`value[index]`: one item of a list."""
+
+    value: Expr
+    index: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Slice:
+    """`value[start:stop]`: a part of a list or a text; either bound may be left out."""
+
+    value: Expr
+    start: Expr | None
+    stop: Expr | None
+    span: Span
+
+
 Expr = Union[
+    Arithmetic,
+    Index,
+    Slice,
     Name,
     FieldAccess,
     Call,
@@ -161,10 +192,12 @@ class TemplateText:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TemplatePlaceholder:
-    """`{expr}`: the value of an expression."""
+    """`{expr}`: the value of an expression. `latex`: written right after LaTeX (`\\sqrt{x}`, `x^{n}`), for
+    the hint of an unknown name (the braces were perhaps meant as text)."""
 
     expr: Expr
     span: Span
+    latex: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

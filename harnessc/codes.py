@@ -64,6 +64,7 @@ _ALL = [
         ("template-block", "`{if}`, `{for}`, `{else}` and `{end}` that do not nest"),
         ("optional-placeholder", "a value that may be absent, printed unconditionally"),
         ("placeholder-type", "a list, record or bank printed directly"),
+        ("literal-placeholder", "a placeholder holding a constant (`{10}`): braces meant as text, LaTeX or JSON"),
         # stages and graph
         ("cycle", "stages that read each other in a cycle"),
         ("loop-order", "a loop step reading a step that runs after it"),
@@ -83,6 +84,7 @@ _ALL = [
         ("student-reads-stage", "the student view reads a stage or memory bank"),
         ("student-reads-oracle", "the student view reads an oracle input"),
         ("oracle-at-inference", "the output needs an oracle input, absent at inference"),
+        ("oracle-in-output", "the output computed from an oracle input without a model generating it"),
         ("missing-student", "training needs a `student` view"),
         ("missing-teacher", "training needs a `teacher` view"),
         ("missing-output", "a harness with neither `output` nor `student`"),

@@ -101,6 +101,38 @@ class CompareExpr:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ArithmeticExpr:
+    """Integer arithmetic (`+ - * // %`, Python's floor semantics); `//` or `%` by zero fails the example."""
+
+    operator: str
+    left: Expr
+    right: Expr
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexExpr:
+    """One item of a list, counted from 0 (negative: from the end); outside the list fails the example."""
+
+    value: Expr
+    index: Expr
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SliceExpr:
+    """A part of a list or text, as Python slices it (never fails); a bound left out is None."""
+
+    value: Expr
+    start: Expr | None
+    stop: Expr | None
+    type: Type
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TemplateExpr:
     template: Template
     type: Type
@@ -108,7 +140,19 @@ class TemplateExpr:
 
 
 Expr = Union[
-    Literal, Ref, FieldRef, CallExpr, ListExpr, ComprehensionExpr, NotExpr, LogicExpr, CompareExpr, TemplateExpr
+    Literal,
+    Ref,
+    FieldRef,
+    CallExpr,
+    ListExpr,
+    ComprehensionExpr,
+    NotExpr,
+    LogicExpr,
+    CompareExpr,
+    ArithmeticExpr,
+    IndexExpr,
+    SliceExpr,
+    TemplateExpr,
 ]
 
 
@@ -150,8 +194,12 @@ Part = Union[TextPart, ValuePart, IfPart, ForPart]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Template:
+    """`trim_final_newline`: the string's last line is a lone block tag, so the rendering drops one final
+    line break (docs/language.md, "Block tags on their own line")."""
+
     parts: tuple[Part, ...]
     span: Span
+    trim_final_newline: bool = False
 
 
 # ---- declarations and stages ---------------------------------------------------------------------------
@@ -404,6 +452,8 @@ def to_json(node: Any) -> Any:
         data: dict[str, Any] = {"node": type(node).__name__}
         for item in _data_fields(type(node)):
             value = getattr(node, item.name)
+            if item.default is not dataclasses.MISSING and value == item.default:
+                continue  # a default is left out (and read back as the default)
             data[item.name] = str(value) if _is_type_field(item) else to_json(value)
         return data
     if isinstance(node, tuple):
@@ -422,6 +472,8 @@ def from_json(data: Any) -> Any:
     cls = _NODE_TYPES[data["node"]]
     values = {}
     for item in _data_fields(cls):
+        if item.name not in data and item.default is not dataclasses.MISSING:
+            continue
         raw = data[item.name]
         values[item.name] = parse_type(raw) if _is_type_field(item) else from_json(raw)
     return cls(**values)

@@ -147,9 +147,9 @@ class _ToAst:
         self.problems = problems
 
     def _template(self, text: ast.Text) -> ast.TemplateLiteral:
-        parts, problems = parse_template(text, self.file, parse_expression)
+        parts, problems, trim = parse_template(text, self.file, parse_expression)
         self.problems += problems
-        return ast.TemplateLiteral(text=text, parts=parts, span=text.span)
+        return ast.TemplateLiteral(text=text, parts=parts, span=text.span, trim_final_newline=trim)
 
     def _span(self, meta):
         return self.source.span(meta.start_pos, meta.end_pos)
@@ -281,6 +281,18 @@ class _ToAst:
     def compare(self, meta, children):
         left, operator, right = children
         return ast.Comparison(operator=str(operator), left=left, right=right, span=self._span(meta))
+
+    def arithmetic(self, meta, children):
+        left, operator, right = children
+        return ast.Arithmetic(operator=str(operator), left=left, right=right, span=self._span(meta))
+
+    def index(self, meta, children):
+        value, index = children
+        return ast.Index(value=value, index=index, span=self._span(meta))
+
+    def slice(self, meta, children):
+        value, start, stop = children
+        return ast.Slice(value=value, start=start, stop=stop, span=self._span(meta))
 
     def name(self, meta, children):
         return ast.Name(name=str(children[0]), span=self._span(meta))

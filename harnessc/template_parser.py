@@ -6,8 +6,12 @@
     {{ and }}                    literal braces; `{}` (nothing inside) is kept literally, for `\\boxed{}`
 
 A block tag (`{if ...}`, `{else}`, `{end}`, `{for ...}`) alone on its line takes the whole line with it,
-its line break included (the last line's tag takes the line break before it instead), so blocks can be
-written on lines of their own without leaving blank lines in the prompt.
+its indentation and line break included (Jinja's trim_blocks + lstrip_blocks), so blocks can be written on
+lines of their own without leaving blank lines in the prompt. A tag on the string's last line has no line
+break of its own: the text then renders without its final line break (`trim_final_newline`), so that a
+string never ends with a line break it does not show. That line break is taken from the rendered text, not
+from the source: the one before `{end}` belongs to the block's body, and every item of a `{for}` keeps it.
+A tag sharing its line with text leaves the text and its whitespace alone.
 
 The parser (harnessc/parser.py) calls `parse_template` for every string that is a template, and passes
 its own expression parser for the placeholders: this module does not import the parser, which imports it.
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from harnessc import ast
 from harnessc.diagnostics import Diagnostic, Label
@@ -52,10 +56,11 @@ class _Block:
 
 def parse_template(
     text: ast.Text, source: SourceFile, parse_expression: ExpressionParser
-) -> tuple[tuple[ast.TemplatePart, ...], list[Diagnostic]]:
-    """Split a decoded string into template nodes; collects every template error instead of stopping at one."""
+) -> tuple[tuple[ast.TemplatePart, ...], list[Diagnostic], bool]:
+    """Split a decoded string into template nodes; collects every template error instead of stopping at one.
+    The flag: the last line is a lone block tag, so the rendering drops one final line break."""
     scanner = _Scanner(text, source, parse_expression)
-    return scanner.run(), scanner.diagnostics
+    return scanner.run(), scanner.diagnostics, scanner.trim_final_newline
 
 
 class _Scanner:
@@ -67,7 +72,7 @@ class _Scanner:
         self.stack: list[_Block] = []
         self.literal: list[str] = []
         self.literal_start = 0
-        self.dropped = _standalone_whitespace(self.value)
+        self.dropped, self.trim_final_newline = _standalone_whitespace(self.value)
 
     def span(self, start: int, end: int) -> Span:
         if not self.offsets:
@@ -186,18 +191,35 @@ class _Scanner:
         elif content.startswith("for "):
             self.open_for(content, inner_start, inner_end, whole)
         else:
-            expr = self.expression(inner_start, inner_end)
-            if expr is not None:
-                self.emit(ast.TemplatePlaceholder(expr=expr, span=whole))
+            written = self.value[start : close + 1]
+            expr = self.expression(inner_start, inner_end, written)
+            if expr is not None and _is_literal(expr):
+                self.error(
+                    "literal-placeholder",
+                    f"`{written}` is a placeholder printing the constant {content}: the braces vanish",
+                    start,
+                    close + 1,
+                    f"for literal braces (LaTeX, JSON) double them: `{_escaped(written)}`",
+                    "a placeholder, not text",
+                )
+            elif expr is not None:
+                latex = _LATEX_BEFORE.search(self.value, 0, start) is not None
+                self.emit(ast.TemplatePlaceholder(expr=expr, span=whole, latex=latex))
         return close + 1
 
-    def expression(self, start: int, end: int) -> ast.Expr | None:
+    def expression(self, start: int, end: int, written: str = "") -> ast.Expr | None:
+        """Parse a placeholder's or a block's expression; `written` is the whole placeholder `{...}` (not
+        for blocks): a syntax error in it then hints at doubled braces, as it may be literal text."""
         while start < end and self.value[start].isspace():
             start += 1
         if start >= end:
-            self.error("syntax-error", "empty expression in template", start - 1, end + 1)
+            hint = f"for literal braces write `{_escaped(written)}`" if written else ""
+            self.error("syntax-error", "empty expression in template", start - 1, end + 1, hint)
             return None
         expr, errors = self.parse_expression(self.value[start:end], self.offsets[start:end], self.source)
+        if written and errors and not _CALL_OR_FIELD.match(self.value, start):
+            hint = f"if this is literal text (JSON, LaTeX), double the braces: `{_escaped(written)}`"
+            errors = [replace(error, hints=(*error.hints, hint)) for error in errors]
         self.diagnostics.extend(errors)
         return expr
 
@@ -283,17 +305,43 @@ class _Scanner:
             self.emit(ast.TemplateFor(variable=block.variable, iterable=block.iterable, body=body, span=span))
 
 
-def _standalone_whitespace(value: str) -> set[int]:
-    """Indices of the indentation, trailing blanks and line break of lines holding only a block tag."""
+def _standalone_whitespace(value: str) -> tuple[set[int], bool]:
+    """Indices of the indentation, trailing blanks and line break of lines holding only a block tag; and
+    whether the last line is one (its line break is then the rendering's final one, dropped at render time:
+    the line break before the tag may belong to a block's body, repeated or not shown)."""
     dropped: set[int] = set()
+    last = False
     for match in _STANDALONE_TAG.finditer(value):
         dropped.update(range(match.start(), match.start(1)))
         dropped.update(range(match.end(1), match.end()))
         if match.end() < len(value):
             dropped.add(match.end())  # the line break ending the line
         elif match.start() > 0:
-            dropped.add(match.start() - 1)  # the last line: the line break before it
-    return dropped
+            last = True
+    return dropped, last
+
+
+# Text ending like LaTeX just before a placeholder: a command (`\\sqrt`), a super- or subscript, or a
+# closed group (`\\frac{a}`), for the hint of an unknown name (`\\sqrt{x}`: write `\\sqrt{{x}}`).
+_CALL_OR_FIELD = re.compile(r"[A-Za-z_]\w*\s*[(.]")  # `{join(...`, `{case.text`: an expression, not text
+_LATEX_BEFORE = re.compile(r"(?:\\[A-Za-z]+|[\^_}])\Z")
+
+
+def _is_literal(expr: ast.Expr) -> bool:
+    """A constant written as a placeholder (`{10}`, `{-1}`, `{true}`, `{"a"}`, `{[1, 2]}`): printing a constant
+    needs no placeholder, so the braces were surely meant as text."""
+    if isinstance(expr, (ast.Number, ast.Boolean)):
+        return True
+    if isinstance(expr, ast.TemplateLiteral):
+        return all(isinstance(part, ast.TemplateText) for part in expr.parts)
+    if isinstance(expr, ast.ListLiteral):
+        return all(_is_literal(item) for item in expr.items)
+    return False
+
+
+def _escaped(written: str) -> str:
+    """A placeholder as literal text: every brace doubled."""
+    return written.replace("{", "{{").replace("}", "}}")
 
 
 def _join(first: Span, last: Span) -> Span:

@@ -59,6 +59,8 @@ LOCATIONS = {
     "template-block": (9, 5),  # `{if answer}`
     "optional-placeholder": (7, 37),  # `hint`
     "placeholder-type": (14, 50),  # `answers`
+    "literal-placeholder": (6, 25),  # `{2}`
+    "oracle-in-output": (11, 15),  # `answer` in the condition
     "cycle": (6, 49),  # `{solve}` inside `plan`
     "loop-order": (11, 7),  # `critique`
     "unbounded-loop": (10, 6),  # the loop's name

@@ -22,6 +22,7 @@ CHECKS = (
     options.check_constraints,
     requirements.check_prompts,
     flow.check_student_view,
+    flow.check_oracle_in_output,
     flow.check_oracle_at_inference,
     flow.check_teacher_differs,
     flow.check_thinking_views,

@@ -41,12 +41,74 @@ def check_student_view(harness: ir.Harness, context: CheckContext) -> Iterator[D
             )
 
 
+def check_oracle_in_output(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
+    """What the harness answers is never the oracle: no value flows from an oracle input to `output` or
+    `student_output` except through an LLM stage's generation. Every route counts, for every purpose: a
+    placeholder, a `let` chain, a condition (`{if answer == "x"}`, a loop's `until`), a list, a built-in's
+    argument. Otherwise in training the harness answers with the gold label and grades itself perfect.
+    (A prompt may show the oracle in training: what the model writes is its own answer.)"""
+    routes = _direct_oracle_routes(harness)
+    for label, root in (("`output`", harness.output), ("`student_output`", harness.student_output)):
+        route = _route_from(harness, root, routes) if root is not None else None
+        if root is None or route is None:
+            continue
+        use, through = route
+        chain = " → ".join(f"`{name}`" for name in (use.name, *through))
+        yield Diagnostic(
+            code="oracle-in-output",
+            message=f"{label} is computed from the oracle input `{use.name}` without a model generating it"
+            + (f" ({chain} → {label})" if through else ""),
+            span=use.span,
+            label="the oracle flows to the answer from here",
+            labels=(Label(root.span, f"{label} depends on it"),) if through else (),
+            hints=(
+                f"the answer must come from the model: show `{use.name}` in a stage's prompt in training "
+                f"(`{{if {use.name}}}...{{end}}`) and compute {label} from that stage; compare with the oracle "
+                "only in `grade`",
+            ),
+        )
+
+
+def _direct_oracle_routes(harness: ir.Harness) -> dict[str, tuple[ir.Ref, tuple[str, ...]]]:
+    """Stage → an oracle input it is computed from without an LLM stage in between (the use, and the
+    stages the value passes through after it). LLM stages end a route: their value is a generation."""
+    routes: dict[str, tuple[ir.Ref, tuple[str, ...]]] = {}
+    for stage in harness.stages:  # topological order
+        if isinstance(stage, ir.LlmStage):
+            continue
+        nodes: tuple = (stage.value,) if isinstance(stage, ir.LetStage) else _loop_nodes(harness, stage)
+        for node in nodes:
+            route = _route_from(harness, node, routes)
+            if route is not None:
+                routes[stage.name] = (route[0], (*route[1], stage.name))
+                break
+    return routes
+
+
+def _loop_nodes(harness: ir.Harness, loop: ir.LoopStage) -> tuple:
+    """What a loop's value is computed from directly: its initial and next values, and its exit tests."""
+    return (loop.initial, loop.next, *(step.condition for step in loop.steps if isinstance(step, ir.Until)))
+
+
+def _route_from(
+    harness: ir.Harness, node, routes: dict[str, tuple[ir.Ref, tuple[str, ...]]]
+) -> tuple[ir.Ref, tuple[str, ...]] | None:
+    for ref in ir.references(node):
+        if ref.kind == "input" and _is_oracle(harness, ref.name):
+            return ref, ()
+        if ref.kind in ("stage", "loop") and ref.name in routes:
+            return routes[ref.name]
+    return None
+
+
 def check_oracle_at_inference(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
     """The output must be computable at inference, where oracle inputs are absent; a conditional segment
-    `{if answer}...{end}` simply vanishes there, so only unconditional uses count."""
+    `{if answer}...{end}` simply vanishes there, so only unconditional uses count. An output computed from
+    the oracle without a model in between is `oracle-in-output` instead (and `{if}` is no fix for it)."""
     needs = _oracle_requirements(harness)
+    routes = _direct_oracle_routes(harness)
     for label, root in (("`output`", harness.output), ("`student_output`", harness.student_output)):
-        if root is None:
+        if root is None or _route_from(harness, root, routes) is not None:
             continue
         for ref in _unconditional_refs(root):
             use = _oracle_use(harness, ref, needs)
@@ -57,7 +119,7 @@ def check_oracle_at_inference(harness: ir.Harness, context: CheckContext) -> Ite
                     span=use.span,
                     label="used unconditionally here",
                     labels=(Label(root.span, f"{label} depends on it"),) if use is not ref else (),
-                    hints=(f"show it only in training with {{if {use.name}}}...{{end}}",),
+                    hints=(f"in the prompt that reads it, show it only in training: {{if {use.name}}}...{{end}}",),
                 )
                 break
 

@@ -44,6 +44,9 @@ EXPRESSIONS: Mapping[type, ExpressionLowering] = {
     ast.Not: expressions.lower_not,
     ast.Logical: expressions.lower_logical,
     ast.Comparison: expressions.lower_comparison,
+    ast.Arithmetic: expressions.lower_arithmetic,
+    ast.Index: expressions.lower_index,
+    ast.Slice: expressions.lower_slice,
 }
 
 

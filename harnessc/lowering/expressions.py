@@ -159,6 +159,68 @@ def lower_comparison(ctx: LoweringContext, node: ast.Comparison, scope: Scope) -
     return ir.CompareExpr(operator=node.operator, left=left, right=right, type=BOOL, span=node.span)
 
 
+def lower_arithmetic(ctx: LoweringContext, node: ast.Arithmetic, scope: Scope) -> ir.Expr:
+    """Integer arithmetic: both operands `int` (or `int?`: absent in, absent out)."""
+    left = ctx.lower_expr(node.left, scope)
+    right = ctx.lower_expr(node.right, scope)
+    for operand in (left, right):
+        if not _is_int(operand.type):
+            ctx.error(
+                "type-mismatch",
+                f"`{node.operator}` takes int operands, but this is {operand.type}",
+                operand.span,
+                f"this is {operand.type}",
+                ('arithmetic is on whole numbers only; combine texts with a template: "{a}{b}"',)
+                if strip_optional(operand.type) == TEXT
+                else (),
+            )
+    optional = isinstance(left.type, Optional_) or isinstance(right.type, Optional_)
+    typ: Type = make_optional(INT) if optional else INT
+    return ir.ArithmeticExpr(operator=node.operator, left=left, right=right, type=typ, span=node.span)
+
+
+def lower_index(ctx: LoweringContext, node: ast.Index, scope: Scope) -> ir.Expr:
+    """`list[i]`: the item's type (absent in, absent out); an index outside the list fails the example."""
+    value = ctx.lower_expr(node.value, scope)
+    index = ctx.lower_expr(node.index, scope)
+    _require_int(ctx, index, "an index")
+    item = item_type(ctx, value, "`[...]` takes an item of")
+    optional = isinstance(value.type, Optional_) or isinstance(index.type, Optional_)
+    typ = make_optional(item) if optional and not isinstance(item, AnyType) else item
+    return ir.IndexExpr(value=value, index=index, type=typ, span=node.span)
+
+
+def lower_slice(ctx: LoweringContext, node: ast.Slice, scope: Scope) -> ir.Expr:
+    """`xs[a:b]`: a list or text of the same type; bounds are ints, as Python slices."""
+    value = ctx.lower_expr(node.value, scope)
+    start = ctx.lower_expr(node.start, scope) if node.start is not None else None
+    stop = ctx.lower_expr(node.stop, scope) if node.stop is not None else None
+    for bound in (start, stop):
+        if bound is not None:
+            _require_int(ctx, bound, "a slice bound")
+    base = strip_optional(value.type)
+    if not isinstance(base, (ListOf, AnyType)) and base != TEXT:
+        ctx.error(
+            "type-mismatch",
+            f"`[a:b]` takes a part of a list or a text, but this is {value.type}",
+            value.span,
+            f"this is {value.type}",
+        )
+    optional = any(isinstance(item.type, Optional_) for item in (value, start, stop) if item is not None)
+    typ = make_optional(base) if optional and not isinstance(base, AnyType) else base
+    return ir.SliceExpr(value=value, start=start, stop=stop, type=typ, span=node.span)
+
+
+def _is_int(typ: Type) -> bool:
+    base = strip_optional(typ)
+    return isinstance(base, AnyType) or base == INT
+
+
+def _require_int(ctx: LoweringContext, value: ir.Expr, what: str) -> None:
+    if not _is_int(value.type):
+        ctx.error("type-mismatch", f"{what} must be int, but this is {value.type}", value.span, f"this is {value.type}")
+
+
 def describe(node: ast.Expr) -> str:
     """How a message names a value: `name`, `record.field`, or "this value"."""
     if isinstance(node, ast.Name):

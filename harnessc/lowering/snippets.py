@@ -114,8 +114,8 @@ def _names_and_pieces(parts: tuple[ast.TemplatePart, ...]) -> tuple[list[str], i
     pending: list[object] = list(parts)
     while pending:
         node = pending.pop()
-        if isinstance(node, Span):
-            continue
+        if isinstance(node, (Span, bool)):
+            continue  # positions and flags (`TemplatePlaceholder.latex`) are not pieces
         nodes += 1
         if isinstance(node, ast.Name):
             found.append(node.name)

@@ -8,6 +8,7 @@ present lose their `?`; inside `{for x in xs}` the variable is a local.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from harnessc import ast, ir
@@ -23,12 +24,16 @@ def lower_template_literal(ctx: LoweringContext, node: ast.TemplateLiteral, scop
     template = lower_template(ctx, node, scope)
     if all(isinstance(part, ir.TextPart) for part in template.parts):
         text = "".join(part.value for part in template.parts if isinstance(part, ir.TextPart))
+        if template.trim_final_newline and text.endswith("\n"):
+            text = text[:-1]
         return ir.Literal(value=text, type=TEXT, span=node.span)
     return ir.TemplateExpr(template=template, type=TEXT, span=node.span)
 
 
 def lower_template(ctx: LoweringContext, node: ast.TemplateLiteral, scope: Scope) -> ir.Template:
-    return ir.Template(parts=_lower_parts(ctx, node.parts, scope), span=node.text.span)
+    return ir.Template(
+        parts=_lower_parts(ctx, node.parts, scope), span=node.text.span, trim_final_newline=node.trim_final_newline
+    )
 
 
 def expand_snippet(ctx: LoweringContext, name: str, span: Span, scope: Scope) -> ir.Template:
@@ -74,7 +79,15 @@ def _lower_for(ctx: LoweringContext, part: ast.TemplateFor, scope: Scope) -> ir.
 
 
 def _lower_placeholder(ctx: LoweringContext, part: ast.TemplatePlaceholder, scope: Scope) -> ir.Part:
+    reported = len(ctx.diagnostics)
     value = ctx.lower_expr(part.expr, scope)
+    if part.latex and isinstance(part.expr, ast.Name):
+        # `\sqrt{x}` with no `x` declared: the braces were meant as LaTeX.
+        hint = f"if this is LaTeX, double the braces: `{{{{{part.expr.name}}}}}`"
+        ctx.diagnostics[reported:] = [
+            replace(item, hints=(*item.hints, hint)) if item.code == "unknown-name" else item
+            for item in ctx.diagnostics[reported:]
+        ]
     typ = value.type
     # The hints spell out the fix with the names actually written (`{if hint}...{hint}...{end}`).
     named = isinstance(part.expr, (ast.Name, ast.FieldAccess))

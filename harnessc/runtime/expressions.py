@@ -33,6 +33,12 @@ class BuiltinFailure(EvaluationError):
     reason = "builtin-error"
 
 
+class OperatorFailure(EvaluationError):
+    """`//` or `%` by zero, an index outside its list: the example fails, never the batch."""
+
+    reason = "operator-error"
+
+
 def truthy(value: Any) -> bool:
     """The condition semantics of the language: absent, empty text/list, false and zero are false."""
     if value is None:
@@ -62,6 +68,15 @@ _COMPARE = {
 }
 
 
+_ARITHMETIC = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "//": lambda a, b: a // b,
+    "%": lambda a, b: a % b,
+}
+
+
 class Evaluator:
     """Evaluates expressions against `values` (inputs, params, banks, stage values by name)."""
 
@@ -78,7 +93,10 @@ class Evaluator:
     def render(self, template: ir.Template, values: Mapping[str, Any], local: Mapping[str, Any] | None = None) -> str:
         pieces: list[str] = []
         self._render_parts(template.parts, values, dict(local or {}), pieces)
-        return "".join(pieces)
+        text = "".join(pieces)
+        if template.trim_final_newline and text.endswith("\n"):
+            text = text[:-1]  # the line break a lone block tag on the last line takes with it
+        return text
 
     # ---- templates -----------------------------------------------------------------------------------------
 
@@ -161,6 +179,33 @@ class Evaluator:
         if (left is None or right is None) and expr.operator not in ("==", "!="):
             return False
         return _COMPARE[expr.operator](left, right)
+
+    def _eval_ArithmeticExpr(self, expr: ir.ArithmeticExpr, values, local) -> Any:
+        left = self.evaluate(expr.left, values, local)
+        right = self.evaluate(expr.right, values, local)
+        if left is None or right is None:
+            return None
+        if expr.operator in ("//", "%") and right == 0:
+            raise OperatorFailure(f"`{expr.operator}` by zero (line {expr.span.line} of {expr.span.file})")
+        return _ARITHMETIC[expr.operator](left, right)
+
+    def _eval_IndexExpr(self, expr: ir.IndexExpr, values, local) -> Any:
+        items = self.evaluate(expr.value, values, local)
+        index = self.evaluate(expr.index, values, local)
+        if items is None or index is None:
+            return None
+        if not -len(items) <= index < len(items):
+            raise OperatorFailure(
+                f"index {index} outside a list of {len(items)} (line {expr.span.line} of {expr.span.file})"
+            )
+        return items[index]
+
+    def _eval_SliceExpr(self, expr: ir.SliceExpr, values, local) -> Any:
+        items = self.evaluate(expr.value, values, local)
+        bounds = [None if bound is None else self.evaluate(bound, values, local) for bound in (expr.start, expr.stop)]
+        if items is None or any(bound is None for bound, written in zip(bounds, (expr.start, expr.stop)) if written):
+            return None
+        return items[bounds[0] : bounds[1]]
 
     def _eval_TemplateExpr(self, expr: ir.TemplateExpr, values, local) -> Any:
         return self.render(expr.template, values, local)

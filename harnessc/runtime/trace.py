@@ -73,9 +73,10 @@ class StageCall(_Model):
 
 class Failure(_Model):
     stage: str
-    # missing-value | builtin-error | engine-error | constraint-unmet (a constrained output cut short) |
-    # no-output | evaluation-error | data-error (the row could not be used) | invalid-text (lone surrogates
-    # replaced to write the record) | output-error
+    # missing-value | builtin-error | operator-error (`//` or `%` by zero, an index outside its list) |
+    # engine-error | constraint-unmet (a constrained output cut short) | no-output | evaluation-error |
+    # data-error (the row could not be used) | invalid-text (lone surrogates replaced to write the record) |
+    # output-error
     reason: str
     message: str
 
