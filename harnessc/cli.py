@@ -43,6 +43,63 @@ def _print_diagnostics(diagnostics, sources, fmt: str) -> None:
 # ---- commands ------------------------------------------------------------------------------------------
 
 
+def _harness_files(paths: Sequence[str]) -> list[str]:
+    """FILE arguments for `fmt`: files as given, directories searched for *.harness (sorted)."""
+    from pathlib import Path
+
+    files: list[str] = []
+    for path in paths:
+        if path != "-" and Path(path).is_dir():
+            files.extend(str(found) for found in sorted(Path(path).rglob("*.harness")))
+        else:
+            files.append(path)
+    return files
+
+
+def cmd_fmt(args: argparse.Namespace) -> int:
+    import difflib
+
+    from harnessc.formatter import FormatError, format_source
+
+    changed: list[str] = []
+    failed = False
+    for path in _harness_files(args.files):
+        try:
+            text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
+        except OSError as error:
+            print(f"harnessc fmt: {path}: {error.strerror or error}", file=sys.stderr)
+            failed = True
+            continue
+        name = "<stdin>" if path == "-" else path
+        try:
+            formatted = format_source(text)
+        except FormatError as error:
+            print(f"harnessc fmt: {name}: {error}", file=sys.stderr)
+            failed = True
+            continue
+        if path == "-" and not args.check:
+            sys.stdout.write(formatted)
+            continue
+        if formatted == text:
+            continue
+        changed.append(name)
+        if args.diff:
+            sys.stdout.writelines(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True), formatted.splitlines(keepends=True), name, f"{name} (formatted)"
+                )
+            )
+        if args.check:
+            print(f"would reformat {name}", file=sys.stderr)
+        else:
+            with open(path, "w", encoding="utf-8") as file:
+                file.write(formatted)
+            print(f"reformatted {name}", file=sys.stderr)
+    if failed:
+        return EXIT_ERRORS
+    return EXIT_ERRORS if args.check and changed else EXIT_OK
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     diagnostics, sources = [], {}
     for path in args.files:
@@ -186,6 +243,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(check)
     check.set_defaults(handler=cmd_check)
+
+    fmt = commands.add_parser(
+        "fmt",
+        help="print harness files in the canonical layout",
+        description="Rewrite harness files in the canonical layout (comments and strings kept). "
+        "Directories are searched for *.harness; `-` formats standard input to standard output.",
+    )
+    fmt.add_argument("files", nargs="+", metavar="FILE")
+    fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 listing the files that would change")
+    fmt.add_argument("--diff", action="store_true", help="print a unified diff of each change")
+    fmt.set_defaults(handler=cmd_fmt)
 
     graph = commands.add_parser("graph", help="draw the stage graph", description="Draw the stage graph.")
     graph.add_argument("file", metavar="FILE")

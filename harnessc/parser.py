@@ -9,9 +9,14 @@ harnessc/syntax_errors.py.
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
 import re
+import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Tree, UnexpectedInput
@@ -27,11 +32,76 @@ from harnessc.strings import decode_string
 from harnessc.syntax_errors import nesting_diagnostic, number_out_of_range, syntax_diagnostic
 from harnessc.template_parser import parse_template
 
+_LARK_OPTIONS: dict[str, Any] = {
+    "parser": "lalr",
+    "propagate_positions": True,
+    "maybe_placeholders": True,
+    "start": ["start", "expr"],
+}
+
+
+def grammar_text() -> str:
+    return resources.files("harnessc").joinpath("grammar.lark").read_text(encoding="utf-8")
+
+
+def parser_cache_path(grammar: str) -> Path | None:
+    """Where the LALR tables built from `grammar` are cached, or None when caching is off.
+
+    Building the tables takes ~0.4 s, most of a cold `harnessc check`; loading them takes a few ms. The
+    file name is a hash of everything the tables depend on (the grammar text, the Lark options, Lark's and
+    Python's versions), so a changed grammar or upgraded Lark never loads stale tables: it misses and
+    writes a new file. The directory is $HARNESSC_CACHE_DIR, else $XDG_CACHE_HOME/harnessc, else
+    ~/.cache/harnessc (per user, never the installed package, which may be read-only);
+    HARNESSC_NO_PARSER_CACHE=1 turns the cache off.
+    """
+    if os.environ.get("HARNESSC_NO_PARSER_CACHE", "") not in ("", "0"):
+        return None
+    directory = os.environ.get("HARNESSC_CACHE_DIR")
+    if not directory:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        directory = os.path.join(base, "harnessc")
+    import lark
+
+    key = grammar + repr(sorted(_LARK_OPTIONS.items())) + lark.__version__ + repr(sys.version_info[:2])
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    return Path(directory) / f"lalr-{digest}.lark-cache"
+
+
+def build_lark(grammar: str) -> Lark:
+    """The LALR parser for `grammar`, loaded from the cache when a matching file is there, else built and
+    cached (Lark's public `save`/`load`; Lark's own `cache=` option hashes the cache path into its key, so
+    it cannot write atomically under a temporary name). Concurrent processes are safe: a new file is
+    written under a unique temporary name and renamed into place (atomic), so a reader sees either no
+    file or a complete one. Any cache problem (unwritable directory, damaged file) falls back to
+    building the tables in memory."""
+    path = parser_cache_path(grammar)
+    if path is not None and path.is_file():
+        try:
+            with path.open("rb") as file:
+                return Lark.load(file)
+        except Exception:  # noqa: BLE001 - a damaged cache file: build afresh (and replace it) below
+            pass
+    parser = Lark(grammar, **_LARK_OPTIONS)
+    if path is not None:
+        temporary = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".lark-cache")
+            with os.fdopen(fd, "wb") as file:
+                parser.save(file)
+            os.replace(temporary, path)
+            temporary = None
+        except OSError:
+            pass
+        finally:
+            if temporary is not None and os.path.exists(temporary):
+                os.unlink(temporary)
+    return parser
+
 
 @functools.cache
 def lark_parser() -> Lark:
-    grammar = resources.files("harnessc").joinpath("grammar.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True, start=["start", "expr"])
+    return build_lark(grammar_text())
 
 
 def parse_module(source: SourceFile) -> tuple[ast.Module | None, list[Diagnostic]]:
