@@ -69,6 +69,8 @@ _ALL = [
         ("loop-order", "a loop step reading a step that runs after it"),
         ("unbounded-loop", "a loop without `max N`"),
         ("loop-without-next", "a loop that never updates its value"),
+        ("unbounded-fan-out", "a fan-out (`llm NAME for x in xs`) without `max N`"),
+        ("fan-out-bound", "a fan-out bound below 1, or a list literal longer than the bound"),
         ("empty-prompt", "an LLM stage or view without messages"),
         ("message-order", "a system message after others, or a prompt not ending with a user message"),
         ("invalid-option-value", "a sampling option out of range"),
@@ -91,6 +93,7 @@ _ALL = [
     *_codes(
         Level.WARNING,
         ("unused-stage", "a stage that nothing reads"),
+        ("empty-fan-out", "a fan-out over a list that is always empty"),
         ("teacher-equals-student", "a teacher view identical to the student view (zero loss)"),
         ("thinking-mismatch", "the student and teacher prompts use different thinking switches"),
     ),

@@ -224,9 +224,21 @@ class Prompt:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FanOut:
+    """A fan-out: the stage's prompt is rendered once per item of `iterable` (a list), with the item bound
+    to the local `variable`; at most `max_items` items (a constant: a literal or a `param`)."""
+
+    variable: str
+    iterable: Expr
+    max_items: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LlmStage:
     """A generation. With a `guard`, it runs only when the guard holds; otherwise the `fallback` prompt
-    runs if there is one, and else the stage is absent."""
+    runs if there is one, and else the stage is absent. With `each` (a fan-out), one generation per item
+    of a list, and the stage's value is the list of their values, in order."""
 
     name: str
     prompt: Prompt
@@ -236,6 +248,7 @@ class LlmStage:
     type: Type
     name_span: Span
     span: Span
+    each: FanOut | None = dataclasses.field(default=None, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -404,6 +417,8 @@ def to_json(node: Any) -> Any:
         data: dict[str, Any] = {"node": type(node).__name__}
         for item in _data_fields(type(node)):
             value = getattr(node, item.name)
+            if item.metadata.get("omit_default") and value == item.default:
+                continue  # a field added later: absent from the JSON of the nodes that do not use it
             data[item.name] = str(value) if _is_type_field(item) else to_json(value)
         return data
     if isinstance(node, tuple):
@@ -422,6 +437,8 @@ def from_json(data: Any) -> Any:
     cls = _NODE_TYPES[data["node"]]
     values = {}
     for item in _data_fields(cls):
+        if item.name not in data and item.metadata.get("omit_default"):
+            continue
         raw = data[item.name]
         values[item.name] = parse_type(raw) if _is_type_field(item) else from_json(raw)
     return cls(**values)
