@@ -34,10 +34,9 @@ def _record(ctx: LoweringContext, stage: ir.Stage) -> None:
 def _lower_llm(ctx: LoweringContext, node: ast.LlmStage, loop: str | None) -> None:
     scope = Scope("stage", loop=loop)
     each = _lower_fan_out(ctx, node.each, scope) if node.each is not None else None
+    guard = lower_condition(ctx, node.guard, scope) if node.guard is not None else None  # once, not per item
     if each is not None:
-        assert node.each is not None
         scope = scope.bind(each.variable, _item_type(each))
-    guard = lower_condition(ctx, node.guard, scope) if node.guard is not None else None
     prompt = lower_prompt(ctx, node.body, scope)
     fallback = lower_prompt(ctx, node.otherwise, scope) if node.otherwise is not None else None
     # Any `n` makes the value a list, so the type does not depend on a parameter's current value.

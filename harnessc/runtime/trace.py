@@ -32,6 +32,7 @@ class StageCall(_Model):
 
     stage: str
     iteration: int = 0
+    item: int | None = None  # a fan-out's item (its position in the list); None for other stages
     skipped: bool = False
     messages: list[Message] = []
     template_kwargs: dict[str, Any] = {}
@@ -41,11 +42,17 @@ class StageCall(_Model):
 
     @staticmethod
     def from_completions(
-        stage: str, iteration: int, request: ChatRequest, completions: Sequence[Completion], seconds: float
+        stage: str,
+        iteration: int,
+        request: ChatRequest,
+        completions: Sequence[Completion],
+        seconds: float,
+        item: int | None = None,
     ) -> StageCall:
         return StageCall(
             stage=stage,
             iteration=iteration,
+            item=item,
             messages=_messages(request),
             template_kwargs=dict(request.template_kwargs),
             prompt_tokens=completions[0].prompt_token_count if completions else 0,
