@@ -71,6 +71,7 @@ def _lower_fan_out(ctx: LoweringContext, node: ast.FanOut, scope: Scope) -> ir.F
     least the length of a list literal; a literal `[]` never calls the model)."""
     iterable = ctx.lower_expr(node.iterable, scope)
     item_type(ctx, iterable, "a fan-out iterates over")
+    length = _literal_length(iterable)
     if node.bound is None:
         ctx.error(
             "unbounded-fan-out",
@@ -90,16 +91,16 @@ def _lower_fan_out(ctx: LoweringContext, node: ast.FanOut, scope: Scope) -> ir.F
                 bound.span,
                 "no item could ever run",
             )
-        elif isinstance(iterable, ir.ListExpr) and isinstance(bound, ir.Literal) and isinstance(bound.value, int):
-            if len(iterable.items) > bound.value:
+        elif length is not None and isinstance(bound, ir.Literal) and isinstance(bound.value, int):
+            if length > bound.value:
                 ctx.error(
                     "fan-out-bound",
-                    f"this list has {len(iterable.items)} items, more than the fan-out's bound ({bound.value})",
+                    f"this list has {length} items, more than the fan-out's bound ({bound.value})",
                     iterable.span,
-                    f"{len(iterable.items)} items",
-                    (f"raise the bound to `max {len(iterable.items)}`, or shorten the list",),
+                    f"{length} items",
+                    (f"raise the bound to `max {length}`, or shorten the list",),
                 )
-    if isinstance(iterable, ir.ListExpr) and not iterable.items:
+    if length == 0:
         ctx.error(
             "empty-fan-out",
             "this fan-out's list is always empty: the stage never calls the model",
@@ -108,6 +109,13 @@ def _lower_fan_out(ctx: LoweringContext, node: ast.FanOut, scope: Scope) -> ir.F
             ("its value is always `[]`; fan out over a list that a stage or input computes",),
         )
     return ir.FanOut(variable=node.variable.name, iterable=iterable, max_items=bound, span=node.span)
+
+
+def _literal_length(value: ir.Expr) -> int | None:
+    """The number of items of a list literal (lowered to a constant, or to a list of expressions)."""
+    if isinstance(value, ir.Literal) and isinstance(value.value, tuple):
+        return len(value.value)
+    return len(value.items) if isinstance(value, ir.ListExpr) else None
 
 
 def _lower_let(ctx: LoweringContext, node: ast.LetStage, loop: str | None) -> None:
