@@ -209,7 +209,7 @@ def fan_out(args) -> None:
     from harnessc.engines import create_engine
 
     path = args.harness if "--harness" in sys.argv else str(REPO / "harnesses/self_ask.harness")
-    overrides = dict(item.split("=", 1) for item in args.overrides if not item.startswith(("plan_", "solve_")))
+    overrides = dict(item.split("=", 1) for item in args.overrides[2:])  # not plan_solve's defaults
     overrides.setdefault("solve_tokens", "64")
     harness = compile_file(path, purpose="run", overrides=overrides).require()
     rows = load_examples(harness, args.data, limit=args.examples)
