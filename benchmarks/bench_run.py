@@ -220,7 +220,10 @@ def fan_out(args) -> None:
     for name, runner in (("(a) one wave", StageSynchronousExecutor), ("(e) per item", PerItemExecutor)):
         recorder = RecordingEngine(engine)
         records: list = []
-        row = measure(name, lambda: _run_records(runner(program, recorder), rows, recorder, records), engine)
+        work = lambda runner=runner, recorder=recorder, records=records: _run_records(  # noqa: E731
+            runner(program, recorder), rows, recorder, records
+        )
+        row = measure(name, work, engine)
         row["engine_calls"] = len(recorder.batches)
         fanned = [call for record in records for call in record.calls if call.item is not None]
         row["items"] = len(fanned)

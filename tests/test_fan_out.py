@@ -67,7 +67,9 @@ def test_self_ask_types_and_ir() -> None:
     assert isinstance(answers.each.max_items, ir.Literal) and answers.each.max_items.value == 4
     assert ir.loads(ir.dumps(harness)) == harness
     # Stages without a fan-out serialise as before (no `each` key).
-    assert '"each"' not in ir.dumps(compile_source('harness a\ninput q: text\nllm s { user "{q}" }\noutput = s\n').require())
+    assert '"each"' not in ir.dumps(
+        compile_source('harness a\ninput q: text\nllm s { user "{q}" }\noutput = s\n').require()
+    )
 
 
 def test_item_type_samples_and_optional_lists() -> None:
@@ -85,7 +87,9 @@ output = join([join(item(a, 0)), join(coalesce(b, []))])
 
 
 def test_the_variable_is_local_to_the_prompt_and_the_guard_is_not_per_item() -> None:
-    assert "unknown-name" in codes('harness t\ninput q: list[text]\nllm a for x in q max 2 { user "{x}" }\noutput = x\n')
+    assert "unknown-name" in codes(
+        'harness t\ninput q: list[text]\nllm a for x in q max 2 { user "{x}" }\noutput = x\n'
+    )
     assert "unknown-name" in codes(
         'harness t\ninput q: list[text]\nllm a for x in q max 2 when nonempty(x) { user "{x}" }\noutput = join(a)\n'
     )
@@ -122,7 +126,7 @@ output = join(a)
 def test_graph_draws_the_fan_out() -> None:
     tree = render(compile_file(SELF_ASK).require(), "tree")
     assert "llm answers: list[text] (for each sub, max 4)  <- subs (for each), question" in tree
-    assert 'subs -->|for each| answers' in render(compile_file(SELF_ASK).require(), "mermaid")
+    assert "subs -->|for each| answers" in render(compile_file(SELF_ASK).require(), "mermaid")
 
 
 # ---- running -------------------------------------------------------------------------------------------------

@@ -91,9 +91,7 @@ def test_fan_out_on_greedy_transformers(tiny_model_dir: Path) -> None:
 
 
 def comparable_items(records):
-    return [
-        (r.output, [(c.stage, c.iteration, c.item, [s.text for s in c.samples]) for c in r.calls]) for r in records
-    ]
+    return [(r.output, [(c.stage, c.iteration, c.item, [s.text for s in c.samples]) for c in r.calls]) for r in records]
 
 
 @pytest.mark.slow

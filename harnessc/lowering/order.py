@@ -123,12 +123,12 @@ class _StageGraph:
         nexts = [item.value for item in node.items if isinstance(item, ast.Next)][:1]
         yield from (Task(name) for name in self._stages_read(nexts))
 
-    def _stages_read(self, nodes: Iterable[ast.Expr], bound: frozenset[str] = frozenset()) -> list[str]:
+    def _stages_read(self, nodes: Iterable[ast.Expr], local: frozenset[str] = frozenset()) -> list[str]:
         """The stages lowering `nodes` reads, in first-read order, through the snippets they fill in; the
-        names in `bound` are locals there (a fan-out's variable)."""
+        names in `local` are locals there (a fan-out's variable)."""
         kind_of = self.ctx.kind_of
         found: dict[str, None] = {}
-        for name, bound in _reads(self.ctx, nodes, bound):
+        for name, bound in _reads(self.ctx, nodes, local):
             if kind_of(name) == "snippet":
                 found.update((item, None) for item in self._snippet_stages(name) if item not in bound)
             elif kind_of(name) in STAGE_KINDS:

@@ -115,7 +115,7 @@ class StageSynchronousExecutor:
         if isinstance(stage, ir.LetStage):
             for state in live:
                 self.program.run_let(stage, state)
-        else:
+        elif isinstance(stage, ir.LlmStage):
             self.call_engine([(stage, state, iteration) for state in live])
         return live
 

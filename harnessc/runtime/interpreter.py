@@ -56,7 +56,9 @@ class PerExampleInterpreter:
                 if isinstance(step, ir.Until):
                     program.until_holds(step, loop, state)
                 else:
-                    self.run_stage(program.harness.stage(step), state, iteration)
+                    stage = program.harness.stage(step)
+                    assert isinstance(stage, (ir.LlmStage, ir.LetStage))  # a loop's steps
+                    self.run_stage(stage, state, iteration)
             if loop.name in state.loops_done:
                 return
             program.advance_loop(loop, state)

@@ -147,7 +147,7 @@ class Program:
         """The request this stage sends for this example, or None when the stage does not run (its guard
         failed without a fallback, or rendering failed: recorded on the example)."""
         try:
-            prompt = stage.prompt
+            prompt: ir.Prompt | None = stage.prompt
             if stage.guard is not None and not self.evaluator.condition(stage.guard, state.values):
                 prompt = stage.fallback
             if prompt is None:
@@ -229,7 +229,7 @@ class Program:
             return [] if request is None else [request]
         each = stage.each
         try:
-            prompt = stage.prompt
+            prompt: ir.Prompt | None = stage.prompt
             if stage.guard is not None and not self.evaluator.condition(stage.guard, state.values):
                 prompt = stage.fallback
             items = None if prompt is None else self.evaluator.evaluate(each.iterable, state.values)
