@@ -42,9 +42,9 @@ sys.path.insert(0, str(REPO))
 from harnessc.compiler import compile_file  # noqa: E402
 from harnessc.engines.base import ChatRequest, Completion  # noqa: E402
 from harnessc.runtime.executor import StageSynchronousExecutor  # noqa: E402
+from harnessc.runtime.harness_setup import load_examples  # noqa: E402
 from harnessc.runtime.interpreter import PerExampleInterpreter  # noqa: E402
 from harnessc.runtime.program import Program  # noqa: E402
-from harnessc.runtime.runner import load_examples  # noqa: E402
 
 
 class RecordingEngine:

@@ -80,7 +80,7 @@ def train(name: str, harness: str, out: Path, args) -> tuple[str, float]:
     minutes = (time.time() - started) / 60
     from ophsd.checkpoint import list_checkpoints
     from ophsd.config import TrainConfig
-    from ophsd.evaluate import _loadable
+    from ophsd.held_out import _loadable
 
     config = TrainConfig(**json.loads((run_dir / "config.json").read_text(encoding="utf-8")))
     return str(_loadable(list_checkpoints(run_dir)[-1], config)), minutes

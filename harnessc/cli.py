@@ -14,23 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from harnessc import __version__
-
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+from harnessc.cli_support import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, parse_pairs, run_command
 
 
 def _use_color(stream) -> bool:
     return stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
-
-
-def parse_pairs(values: Sequence[str], flag: str) -> dict[str, str]:
-    """`NAME=VALUE` command-line items (`--set`, `--map`, `--bank`, ...) as a dict; ValueError names the bad one."""
-    pairs: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"{flag} expects NAME=VALUE, got {item!r}")
-        pairs[name.strip()] = value
-    return pairs
 
 
 def _compile(args: argparse.Namespace, path: str, purpose: str = "any"):
@@ -265,25 +253,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(error))
     from harnessc.builtins.registry import BuiltinsImportError
 
-    try:
-        return args.handler(args)
-    except BuiltinsImportError as error:
+    def usage_error(error: Exception) -> int:  # a --builtins module that does not import
         print(f"harnessc: {error}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return EXIT_OK
-    except Exception as error:  # noqa: BLE001 - the contract is: no traceback without --debug
-        if args.debug:
-            raise
-        print(
-            f"harnessc: internal error: {type(error).__name__}: {error}\n"
-            "this is a bug in harnessc; rerun with --debug for the traceback",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+
+    return run_command(
+        lambda: args.handler(args),
+        prog="harnessc",
+        debug=args.debug,
+        expected=[(BuiltinsImportError, usage_error), (BrokenPipeError, lambda error: EXIT_OK)],
+        internal="this is a bug in harnessc; rerun with --debug for the traceback",
+    )
 
 
 if __name__ == "__main__":

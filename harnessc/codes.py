@@ -76,8 +76,8 @@ _ALL = [
         ("invalid-option-value", "a sampling option out of range"),
         ("limit-exceeded", "snippets or nested iterations that expand beyond the language's limits"),
         ("conflicting-constraints", "more than one output constraint on a stage"),
-        ("invalid-regex", "a `regex` constraint that does not compile"),
-        ("invalid-json-schema", "a `json` constraint that is not a JSON object"),
+        ("invalid-regex", "a `regex` constraint that the engines' decoding backend refuses"),
+        ("invalid-json-schema", "a `json` constraint that is not a JSON schema the decoding backend compiles"),
         ("teacher-not-llm", "a teacher chain naming a stage that is not an LLM stage"),
         ("bank-without-search", "a memory bank without `search FIELD`"),
         ("bank-without-label", "label filters on a bank without `label FIELD`"),
@@ -96,6 +96,8 @@ _ALL = [
         ("empty-fan-out", "a fan-out over a list that is always empty"),
         ("teacher-equals-student", "a teacher view identical to the student view (zero loss)"),
         ("thinking-mismatch", "the student and teacher prompts use different thinking switches"),
+        ("constraint-reads-differently", "a `regex` or `json` constraint the decoding backend reads otherwise"),
+        ("choice-over-budget", "a `choice` longer than `max_tokens` can hold"),
     ),
 ]
 

@@ -37,8 +37,13 @@ class Diagnostic:
             object.__setattr__(self, "severity", CODES[self.code].severity)
 
     @property
+    def level(self) -> Severity:
+        """The severity, never None (`__post_init__` fills in the code's registered one)."""
+        return self.severity if self.severity is not None else CODES[self.code].severity
+
+    @property
     def is_error(self) -> bool:
-        return self.severity == Severity.ERROR
+        return self.level == Severity.ERROR
 
     def sort_key(self) -> tuple:
         return (self.span.file, self.span.start, self.span.end, self.code, self.message)
@@ -46,7 +51,7 @@ class Diagnostic:
     def to_json(self) -> dict[str, object]:
         return {
             "code": self.code,
-            "severity": self.severity.value,
+            "severity": self.level.value,
             "message": self.message,
             "span": self.span.to_json(),
             "label": self.label,
@@ -87,7 +92,7 @@ def render(diagnostic: Diagnostic, sources: Mapping[str, SourceFile], *, color: 
         return f"{_COLORS[style]}{text}{_COLORS['reset']}" if color else text
 
     span = diagnostic.span
-    severity = diagnostic.severity.value
+    severity = diagnostic.level.value
     gutter = " " * len(str(max([span.line] + [label.span.line for label in diagnostic.labels])))
     lines = [
         paint(f"{severity}[{diagnostic.code}]", severity) + paint(f": {diagnostic.message}", "bold"),

@@ -11,14 +11,16 @@ from __future__ import annotations
 import math
 
 from harnessc.reading import MAX_SOURCE_BYTES as MAX_SOURCE_BYTES  # the size of one source file
+from harnessc.sampling import SAMPLING
 
 # Numbers: integers are 64-bit (what engines take for seeds and counts), decimals are finite doubles.
 MIN_INT = -(2**63)
 MAX_INT = 2**63 - 1
 MAX_INT_DIGITS = len(str(MAX_INT))  # a longer literal is out of range without converting it
 # Budgets of one LLM stage and one loop: beyond these no run finishes.
-MAX_SAMPLES = 1024  # `n`
-MAX_TOKENS = 1 << 20  # `max_tokens`: 1,048,576, the longest context windows
+# The options' budgets are entries of the sampling table (`limit`).
+MAX_SAMPLES: int = SAMPLING["n"].limit or 0  # `n`: 1,024
+MAX_TOKENS: int = SAMPLING["max_tokens"].limit or 0  # `max_tokens`: 1,048,576, the longest context windows
 MAX_ITERATIONS = 1000  # a loop's `max`
 MAX_FAN_OUT = 1024  # a fan-out's `max` (items per example)
 # What the uses of snippets expand to, summed over the whole harness: characters of text (what prompts

@@ -1,7 +1,8 @@
 """What may appear inside an `llm`, `student` or `teacher` body besides messages: the option table.
 
-Each option has a type; its value is a constant (a literal or a `param`). Value ranges are checked on the
-IR by harnessc/checks/, after `--set` overrides, so that an override out of range is reported too.
+Each option has a type; its value is a constant (a literal or a `param`). Value ranges (sampling.py's) are
+checked on the IR by harnessc/checks/, after `--set` overrides, so that an override out of range is reported
+too.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from harnessc import ast, ir
-from harnessc.types import BOOL, FLOAT, INT, TEXT, ListOf, Type, strip_optional, unify
+from harnessc.sampling import SAMPLING
+from harnessc.types import BOOL, TEXT, ListOf, Type, strip_optional, unify
 
 ROLES = ("system", "user", "assistant")
 
@@ -22,17 +24,10 @@ class OptionSpec:
     example: str
 
 
+# The sampling options (their types, ranges and defaults are harnessc/sampling.py's), then the chat-template
+# switch and the output constraints.
 OPTIONS: dict[str, OptionSpec] = {
-    "temperature": OptionSpec(FLOAT, "sampling temperature, >= 0 (0 = greedy)", "temperature 0.6"),
-    "top_p": OptionSpec(FLOAT, "nucleus sampling mass, in (0, 1]", "top_p 0.95"),
-    "top_k": OptionSpec(INT, "sample among the k most likely tokens, >= 0 (0 = off)", "top_k 20"),
-    "min_p": OptionSpec(FLOAT, "drop tokens below this fraction of the top probability, in [0, 1]", "min_p 0.05"),
-    "max_tokens": OptionSpec(
-        INT, "the most tokens to generate, 1 to 1,048,576 (always set: engines' defaults are tiny)", "max_tokens 4096"
-    ),
-    "n": OptionSpec(INT, "samples per example, 1 to 1,024; with n > 1 the stage's value is list[text]", "n 8"),
-    "seed": OptionSpec(INT, "a per-stage sampling seed (the run's seed is used when absent)", "seed 1234"),
-    "stop": OptionSpec(ListOf(TEXT), "strings that end generation (a single string is allowed)", 'stop ["</answer>"]'),
+    **{name: OptionSpec(option.type, option.summary, option.example) for name, option in SAMPLING.items()},
     "thinking": OptionSpec(
         BOOL, "the chat template's thinking switch (enable_thinking), `on` or `off`", "thinking off"
     ),

@@ -1,5 +1,8 @@
-"""Checkpoints: everything needed to continue a run exactly (weights or adapter, optimizer, scheduler,
-RNG states, the step, which fixes the data position, the EMA teacher and the memory banks).
+"""Checkpoints: the files of everything needed to continue a run exactly (weights or adapter, optimizer,
+scheduler, RNG states, the step, which fixes the data position, the EMA teacher and the memory banks).
+
+This module only reads and writes files: what goes in is `Trainer.state_dict()`, what comes out goes to
+`Trainer.load_state_dict()`.
 
     RUN_DIR/checkpoints/step-000010/
         model/            save_pretrained: full weights, or the LoRA adapter; plus the tokenizer
@@ -19,18 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import random
 import re
 import shutil
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
-
-if TYPE_CHECKING:
-    from ophsd.trainer import Trainer
 
 
 def checkpoint_dir(out: Path, step: int) -> Path:
@@ -112,92 +111,66 @@ def _sha256(file: Path) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(trainer: Trainer, keep_step: int | None = None) -> Path:
-    """Write atomically (a temporary directory renamed into place), then keep the newest N (and the one of
-    `keep_step`, the best held-out step, whatever its age)."""
-    final = checkpoint_dir(trainer.out, trainer.step)
+def save_checkpoint(
+    out: Path,
+    step: int,
+    state: Mapping[str, Any],
+    *,
+    model: Any,
+    tokenizer: Any,
+    keep: int,
+    keep_step: int | None = None,
+) -> Path:
+    """Write a checkpoint of `state` (Trainer.state_dict(): its "banks" as banks/NAME.jsonl, the rest as
+    trainer.pt) with `model` and `tokenizer` (save_pretrained: a directory engines load), atomically (a
+    temporary directory renamed into place); then keep the newest `keep` checkpoints (and the one of
+    `keep_step`, the best held-out step, whatever its age). Returns the checkpoint's directory."""
+    final = checkpoint_dir(out, step)
     staging = final.with_name(final.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    trainer.policy.save_pretrained(staging / "model")
-    trainer.tokenizer.save_pretrained(staging / "model")
+    model.save_pretrained(staging / "model")
+    tokenizer.save_pretrained(staging / "model")
     (staging / "banks").mkdir()
-    for name, bank in trainer.banks.items():
-        bank.save(staging / "banks" / f"{name}.jsonl")
-    state = {
-        "step": trainer.step,
-        "optimizer": trainer.optimizer.state_dict(),
-        "scheduler": trainer.scheduler.state_dict(),
-        "teacher": trainer.teacher.copy.state_dict() if trainer.teacher.kind == "ema" else None,
-        "rng": {
-            "python": random.getstate(),
-            "numpy": np.random.get_state(),
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        },
-    }
-    torch.save(state, staging / "trainer.pt")
+    for name, entries in state.get("banks", {}).items():
+        _write_entries(staging / "banks" / f"{name}.jsonl", entries)
+    torch.save({key: value for key, value in state.items() if key != "banks"}, staging / "trainer.pt")
     _write_manifest(staging)  # last: a directory without it was cut off mid-write
     shutil.rmtree(final, ignore_errors=True)
     staging.rename(final)
-    for old in list_checkpoints(trainer.out)[: -trainer.config.keep_checkpoints]:
-        if keep_step is None or old != checkpoint_dir(trainer.out, keep_step):
+    for old in list_checkpoints(out)[:-keep]:
+        if keep_step is None or old != checkpoint_dir(out, keep_step):
             shutil.rmtree(old)
     for leftover in final.parent.glob("step-*.tmp"):  # staging directories of killed writes
         shutil.rmtree(leftover, ignore_errors=True)
     return final
 
 
-def load_checkpoint(trainer: Trainer, path: Path) -> None:
-    """Restore a trainer built from the same config (its frozen teacher already holds the initial weights)."""
-    _load_weights(trainer.policy, path / "model")
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """The state a checkpoint holds, for Trainer.load_state_dict: trainer.pt's entries, "banks" (name ->
+    entries) and "model", the weights in model/ (the adapter's for a LoRA checkpoint, all of them otherwise)."""
+    from harnessc.runtime.data import load_rows
+
     state = torch.load(path / "trainer.pt", weights_only=False)
-    trainer.optimizer.load_state_dict(state["optimizer"])
-    trainer.scheduler.load_state_dict(state["scheduler"])
-    if state["teacher"] is not None:
-        trainer.teacher.copy.load_state_dict(state["teacher"])
-    rng = state["rng"]
-    random.setstate(rng["python"])
-    np.random.set_state(rng["numpy"])
-    torch.set_rng_state(rng["torch"])
-    if rng["cuda"] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    _restore_banks(trainer, path / "banks")
-    trainer.step = state["step"]
+    state["banks"] = {file.stem: [row.values for row in load_rows(file)] for file in sorted(path.glob("banks/*.jsonl"))}
+    state["model"] = _read_weights(path / "model")
+    return state
 
 
-def _restore_banks(trainer: Trainer, directory: Path) -> None:
-    """Replace each bank with the checkpoint's entries (re-embedded on load)."""
-    from harnessc.runtime.memory_bank import MemoryBank
-
-    for name, bank in list(trainer.banks.items()):
-        restored = MemoryBank(
-            name, search_field=bank.search_field, label_field=bank.label_field, embedder=bank.embedder
-        )
-        saved = directory / f"{name}.jsonl"
-        if saved.exists():
-            restored.load(saved)
-        trainer.banks[name] = restored
-        trainer.harness_program.banks[name] = restored
+def _write_entries(path: Path, entries: Any) -> None:
+    """Memory-bank entries as JSONL, one per line (the format MemoryBank.save writes and `load_rows` reads)."""
+    with path.open("w", encoding="utf-8") as handle:
+        for entry in entries:
+            handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
-def _load_weights(model: torch.nn.Module, directory: Path) -> None:
-    if hasattr(model, "peft_config"):
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        set_peft_model_state_dict(model, load_file(str(directory / "adapter_model.safetensors")))
-        return
+def _read_weights(directory: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a saved model directory: the LoRA adapter's when there is one, else every shard's."""
     from safetensors.torch import load_file
 
-    files = sorted(directory.glob("*.safetensors"))
-    weights = {}
+    adapter = directory / "adapter_model.safetensors"
+    files = [adapter] if adapter.exists() else sorted(directory.glob("*.safetensors"))
+    weights: dict[str, torch.Tensor] = {}
     for file in files:
         weights.update(load_file(str(file)))
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    # Tied embeddings are saved once; anything else missing means the checkpoint does not fit the model.
-    missing = [name for name in missing if name != "lm_head.weight"]
-    if missing or unexpected:
-        raise ValueError(
-            f"checkpoint {directory} does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}"
-        )
+    return weights

@@ -16,15 +16,15 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from harnessc.cli_support import EXIT_ERRORS, EXIT_OK, run_command
 from ophsd import __version__
-
-EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from harnessc.engines import check_model
-    from ophsd.config import ConfigError, load_config, read_run_config, resume_conflicts
+    from ophsd.config import ConfigError, load_config
 
     flags = {
         "harness": args.harness,
@@ -34,19 +34,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "max_steps": args.max_steps,
         "engine": args.engine,
     }
-    saved = None
-    if args.resume and args.output and (Path(args.output) / "config.json").exists():
-        saved = read_run_config(args.output)
-    # Resuming without --config: the saved settings are the base that --set and the flags change.
-    base = saved.model_dump() if saved is not None and args.config is None else None
-    config = load_config(args.config, flags, args.overrides, base=base)
-    conflicts = resume_conflicts(saved, config) if saved is not None else []
-    if conflicts:  # resuming with other settings would silently train a different run
-        raise ConfigError(
-            [f"--resume continues {args.output} with its own settings; these differ:"]
-            + conflicts
-            + ["start a new --output for a different run (max_steps, save_every, ... may change)"]
-        )
+    config = load_config(args.config, flags, args.overrides, resume=args.resume)
     output = Path(config.output)
     if output.exists() and not output.is_dir():
         raise ConfigError([f"output: {output} is a file, not a run directory"])
@@ -103,7 +91,7 @@ def _check_fingerprints(config) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ophsd.evaluate import evaluate_run
+    from ophsd.held_out import evaluate_run
 
     table = evaluate_run(
         args.run_dir,
@@ -153,7 +141,6 @@ class _LiveView:
 
     def __init__(self, total: int, start: int) -> None:
         self.total, self.start = total, start
-        self.bar = None
 
     def __enter__(self) -> _LiveView:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -170,7 +157,7 @@ class _LiveView:
         self.task = self.bar.add_task("steps", total=self.total, completed=self.start, info="")
         return self
 
-    def update(self, metrics: dict) -> None:
+    def update(self, metrics: dict[str, Any]) -> None:
         parts = []
         if metrics.get("loss") is not None:
             parts.append(f"loss {metrics['loss']:.4f}")
@@ -267,28 +254,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harnessc.runtime.runner import RunError
     from ophsd.config import ConfigError
 
-    try:
-        return args.handler(args)
-    except CompileError as error:
+    def compile_error(error: Exception) -> int:
+        assert isinstance(error, CompileError)
         print(render_all(error.diagnostics, error.sources), file=sys.stderr)
         return EXIT_ERRORS
-    # OSError: files, disks and models the user pointed at (missing, unreadable, full), not our code.
-    except (ConfigError, DataError, RunError, EngineUnavailableError, OSError, ValueError) as error:
+
+    def input_error(error: Exception) -> int:
         if args.debug:
-            raise
+            raise error
         print(f"ophsd {args.command}: {error}", file=sys.stderr)
         return EXIT_ERRORS
-    except KeyboardInterrupt:
-        print("interrupted (resume with --resume)", file=sys.stderr)
-        return 130
-    except Exception as error:  # noqa: BLE001 - no traceback without --debug
-        if args.debug:
-            raise
-        print(
-            f"ophsd: internal error: {type(error).__name__}: {error}\nrerun with --debug for the traceback",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+
+    # OSError: files, disks and models the user pointed at (missing, unreadable, full), not our code.
+    inputs = (ConfigError, DataError, RunError, EngineUnavailableError, OSError, ValueError)
+    return run_command(
+        lambda: args.handler(args),
+        prog="ophsd",
+        debug=args.debug,
+        expected=[(CompileError, compile_error), (inputs, input_error)],
+        interrupted="interrupted (resume with --resume)",
+    )
 
 
 def _log_warnings_to_stderr() -> None:

@@ -13,7 +13,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harnessc import sampling
+from harnessc.cli_support import parse_pairs
+from harnessc.runtime.runner import PERFORMANCE_ONLY_ENGINE_OPTIONS
 
 
 class TrainConfig(BaseModel):
@@ -86,11 +90,10 @@ class TrainConfig(BaseModel):
 
     # ---- sequences ----------------------------------------------------------------------------------------------
     max_new_tokens: int | None = Field(
-        None, ge=1, description="Student rollout length; default: the student view's max_tokens."
+        None, description="Student rollout length; default: the student view's max_tokens."
     )
     rollout_temperature: float | None = Field(
         None,
-        gt=0,
         description="Student rollout temperature; default: the student view's (1.0 in the paper). The loss "
         "compares both distributions at this temperature (the one the tokens were sampled from).",
     )
@@ -146,7 +149,9 @@ class TrainConfig(BaseModel):
     engine_options: dict[str, Any] = Field(
         default_factory=dict, description="Engine arguments (max_model_len, gpu_memory_utilization, batch_size, ...)."
     )
-    harness_max_tokens: int = Field(1024, ge=1, description="max_tokens of harness stages that do not set it.")
+    harness_max_tokens: int = Field(
+        sampling.DEFAULT_MAX_TOKENS, description="max_tokens of harness stages that do not set it."
+    )
 
     # ---- evaluation inside the loop -----------------------------------------------------------------------------
     eval_data: str | None = Field(
@@ -192,6 +197,19 @@ class TrainConfig(BaseModel):
     probe_every: int = Field(1, ge=1, description="Steps between probe evaluations.")
     tensorboard: bool = Field(True, description="Also log to TensorBoard when it is installed.")
 
+    # The sampling settings are checked by the one rule every sampling option has (harnessc.sampling).
+    @field_validator("max_new_tokens", "harness_max_tokens")
+    @classmethod
+    def _token_budget(cls, value: int | None) -> int | None:
+        return _sampling_value("max_tokens", value)
+
+    @field_validator("rollout_temperature")
+    @classmethod
+    def _sampled(cls, value: float | None) -> float | None:
+        if value == 0:
+            raise ValueError("must be > 0: greedy rollouts are not samples of the student's distribution")
+        return _sampling_value("temperature", value)
+
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         if self.teacher == "ema" and self.lora:
@@ -210,9 +228,28 @@ class TrainConfig(BaseModel):
         return self
 
 
+def _sampling_value(option: str, value: Any) -> Any:
+    """`value` when it is a valid value of sampling option `option` (or None); ValueError saying why not."""
+    problem = sampling.problem(option, value) if value is not None else None
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 def param_overrides(config: TrainConfig) -> dict[str, str]:
     """`params` as the compiler's `--set` strings (non-strings JSON-encoded)."""
     return {name: value if isinstance(value, str) else json.dumps(value) for name, value in config.params.items()}
+
+
+def rollout_overrides(config: TrainConfig) -> dict[str, Any]:
+    """The sampling overrides of student rollouts: one sample per prompt, and the rollout's own length and
+    temperature when set (the student view's otherwise)."""
+    overrides: dict[str, Any] = {"n": 1}
+    if config.max_new_tokens is not None:
+        overrides["max_tokens"] = config.max_new_tokens
+    if config.rollout_temperature is not None:
+        overrides["temperature"] = config.rollout_temperature
+    return overrides
 
 
 def _parse_value(raw: str) -> Any:
@@ -223,12 +260,17 @@ def _parse_value(raw: str) -> Any:
 
 
 def load_config(
-    config_file: str | None, values: dict[str, Any], overrides: list[str], *, base: dict[str, Any] | None = None
+    config_file: str | None, values: dict[str, Any], overrides: list[str], *, resume: bool = False
 ) -> TrainConfig:
-    """Build the configuration: `base` (a resumed run's saved settings), the TOML file, then `--set
-    key=value` (values read as JSON when they parse), then `values` from dedicated flags (None means not
-    given). Raises ConfigError with every problem."""
-    data: dict[str, Any] = dict(base or {})
+    """Build the configuration: the TOML file, then `--set key=value` (values read as JSON when they parse),
+    then `values` from dedicated flags (None means not given). Raises ConfigError with every problem.
+
+    With `resume`, a run directory `values["output"]` that has a config.json is continued: without a
+    `config_file` its saved settings are the base that `--set` and the flags change, and the result may
+    differ from them only in RESUMABLE_CHANGES (ConfigError naming every other difference)."""
+    output = values.get("output")
+    saved = read_run_config(output) if resume and output and (Path(output) / "config.json").exists() else None
+    data: dict[str, Any] = saved.model_dump() if saved is not None and config_file is None else {}
     if config_file:
         import tomllib
 
@@ -236,16 +278,23 @@ def load_config(
             data.update(tomllib.loads(Path(config_file).read_text(encoding="utf-8")))
         except (OSError, tomllib.TOMLDecodeError) as error:
             raise ConfigError([f"{config_file}: {error}"]) from None
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            raise ConfigError([f"--set expects KEY=VALUE, got {item!r}"])
-        data[key.strip()] = _parse_value(raw)
+    try:
+        data.update({key: _parse_value(raw) for key, raw in parse_pairs(overrides, "--set", form="KEY=VALUE").items()})
+    except ValueError as error:
+        raise ConfigError([str(error)]) from None
     data.update({key: value for key, value in values.items() if value is not None})
     try:
-        return TrainConfig(**data)
+        config = TrainConfig(**data)
     except ValidationError as error:
         raise ConfigError([_describe(problem) for problem in error.errors()]) from None
+    conflicts = resume_conflicts(saved, config) if saved is not None else []
+    if conflicts:  # resuming with other settings would silently train a different run
+        raise ConfigError(
+            [f"--resume continues {output} with its own settings; these differ:"]
+            + conflicts
+            + ["start a new --output for a different run (max_steps, save_every, ... may change)"]
+        )
+    return config
 
 
 def _describe(problem: Mapping[str, Any]) -> str:
@@ -316,9 +365,6 @@ def write_run_config(output: str | Path, config: TrainConfig) -> None:
 RESUMABLE_CHANGES = frozenset(
     {"max_steps", "save_every", "keep_checkpoints", "probe_every", "tensorboard", "gradient_checkpointing"}
 )
-_PERFORMANCE_ENGINE_OPTIONS = frozenset(
-    {"batch_size", "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "enforce_eager"}
-)
 
 
 def resume_conflicts(saved: TrainConfig, current: TrainConfig) -> list[str]:
@@ -331,8 +377,8 @@ def resume_conflicts(saved: TrainConfig, current: TrainConfig) -> list[str]:
         if name in RESUMABLE_CHANGES or old == new:
             continue
         if name == "engine_options" and isinstance(old, dict) and isinstance(new, dict):
-            old = {key: value for key, value in old.items() if key not in _PERFORMANCE_ENGINE_OPTIONS}
-            new = {key: value for key, value in new.items() if key not in _PERFORMANCE_ENGINE_OPTIONS}
+            old = {key: value for key, value in old.items() if key not in PERFORMANCE_ONLY_ENGINE_OPTIONS}
+            new = {key: value for key, value in new.items() if key not in PERFORMANCE_ONLY_ENGINE_OPTIONS}
             if old == new:
                 continue
         conflicts.append(f"{name}: {json.dumps(old)} then, {json.dumps(new)} now")

@@ -29,7 +29,7 @@ class Distributed:
     def create() -> Distributed:
         """The process group set up by the launcher (accelerate's PartialState), or a single process."""
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            from accelerate import PartialState
+            from accelerate import PartialState  # type: ignore[import-untyped]
 
             state = PartialState(cpu=not torch.cuda.is_available())  # CPU: gloo; accelerate needs telling
             return Distributed(state.process_index, state.num_processes, state.device)

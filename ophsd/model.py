@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
+from harnessc.engines.transformers_engine import resolve_dtype
 from ophsd.config import TrainConfig
 
 
@@ -53,18 +54,13 @@ def model_context_length(model_path: str) -> int | None:
     return None
 
 
-def resolve_dtype(name: str) -> torch.dtype:
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    return getattr(torch, name)
-
-
 def load_policy(config: TrainConfig, model_path: str, device: torch.device) -> tuple[nn.Module, Any]:
     """The model to train (with a LoRA adapter when configured) and its tokenizer."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     torch.manual_seed(config.seed)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=resolve_dtype(config.dtype)).to(device)
+    model: Any = AutoModelForCausalLM.from_pretrained(model_path, dtype=resolve_dtype(config.dtype, device))
+    model = model.to(device)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if getattr(model.config, "final_logit_softcapping", None):
         raise ValueError(
@@ -86,7 +82,7 @@ def load_policy(config: TrainConfig, model_path: str, device: torch.device) -> t
     return model, tokenizer
 
 
-def causal_lm(model: nn.Module) -> nn.Module:
+def causal_lm(model: nn.Module) -> Any:
     """The transformers CausalLM inside a peft wrapper (or the model itself)."""
     inner = getattr(model, "base_model", None)
     return getattr(inner, "model", model) if inner is not None and hasattr(model, "peft_config") else model
@@ -111,7 +107,7 @@ class Teacher:
     the LoRA adapter disabled: no second model); `live`: the current weights; `ema`: a moving average."""
 
     kind: str
-    policy: nn.Module
+    policy: Any  # a transformers model, wrapped by peft with LoRA
     copy: nn.Module | None = None
     ema_decay: float = 0.99
 
@@ -150,6 +146,14 @@ class Teacher:
 
         return teacher_head
 
+    def state_dict(self) -> dict[str, Any] | None:
+        """The EMA teacher's weights (the only teacher with a state of its own), else None."""
+        return self.copy.state_dict() if self.kind == "ema" and self.copy is not None else None
+
+    def load_state_dict(self, state: Mapping[str, Any] | None) -> None:
+        if state is not None and self.copy is not None:
+            self.copy.load_state_dict(state)
+
     @torch.no_grad()
     def update(self) -> None:
         """After an optimizer step: move the EMA teacher towards the student."""
@@ -159,7 +163,7 @@ class Teacher:
             teacher_param.lerp_(student_param.detach(), 1 - self.ema_decay)
 
 
-def engine_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+def engine_state_dict(model: Any) -> dict[str, torch.Tensor]:
     """Full-model weights under the base model's names (what an inference engine loads); a LoRA adapter
     is merged into a copy of the affected weights, never into the trained module."""
     if not hasattr(model, "peft_config"):
@@ -174,3 +178,19 @@ def engine_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
         return merged
     finally:
         model.unmerge_adapter()
+
+
+def load_weights(model: nn.Module, weights: Mapping[str, torch.Tensor]) -> None:
+    """Put a checkpoint's weights into `model`: a LoRA adapter's into its adapter, full weights into the model.
+
+    Raises ValueError when they do not fit the model (missing or unexpected names)."""
+    if hasattr(model, "peft_config"):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, dict(weights))
+        return
+    missing, unexpected = model.load_state_dict(dict(weights), strict=False)
+    # Tied embeddings are saved once; anything else missing means the checkpoint does not fit the model.
+    missing = [name for name in missing if name != "lm_head.weight"]
+    if missing or unexpected:
+        raise ValueError(f"the checkpoint does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}")

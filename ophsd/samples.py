@@ -13,13 +13,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 if TYPE_CHECKING:
+    from ophsd.config import TrainConfig
     from ophsd.context import DistillBatch
-    from ophsd.trainer import Trainer
+    from ophsd.losses import DivergenceSpec
+    from ophsd.model import Teacher
+
+
+class Inspected(Protocol):
+    """What `inspect_rows` reads of the trainer (ophsd.trainer.Trainer), named here so that this module
+    does not import the trainer that imports it."""
+
+    tokenizer: Any
+    device: torch.device
+    policy: torch.nn.Module
+    teacher: Teacher
+    spec: DivergenceSpec
+    config: TrainConfig
+
+    def teacher_hidden(self, batch: DistillBatch) -> torch.Tensor: ...
 
 
 def sample_path(out: Path, step: int, batch: str) -> Path:
@@ -27,7 +43,7 @@ def sample_path(out: Path, step: int, batch: str) -> Path:
 
 
 @torch.no_grad()
-def inspect_rows(trainer: Trainer, batch: DistillBatch, count: int) -> list[dict[str, Any]]:
+def inspect_rows(trainer: Inspected, batch: DistillBatch, count: int) -> list[dict[str, Any]]:
     """The first `count` rows of `batch`, decoded, with per-token divergence and both sides' probabilities."""
     from ophsd.losses import chunked_divergence
     from ophsd.model import completion_hidden, eval_mode, output_head

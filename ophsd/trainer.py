@@ -1,4 +1,4 @@
-"""On-policy harness self-distillation: the training loop (one step of ../shared method.md per batch).
+"""On-policy harness self-distillation: the training loop (one step of docs/training.md's "One step" per batch).
 
     rows ──► student rollouts (current weights, bare student prompt)      ─┐
         └──► the harness, train mode (current weights, same engine)  ──► teacher contexts
@@ -22,25 +22,23 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from harnessc.builtins.registry import load_user_builtins
-from harnessc.compiler import compile_file
-from harnessc.engines.base import ChatMessage, ChatRequest, Engine
+from harnessc.engines.base import ChatRequest, Engine
 from harnessc.runtime.executor import StageSynchronousExecutor
-from harnessc.runtime.program import Program
-from harnessc.runtime.runner import load_banks, load_examples
+from harnessc.runtime.harness_setup import Example, UndeclaredBankError, set_up_harness
 from harnessc.runtime.trace import ExampleRecord
 from ophsd.checkpoint import checkpoint_dir, latest_checkpoint, load_checkpoint, save_checkpoint
-from ophsd.config import ConfigError, TrainConfig, param_overrides, write_run_config
+from ophsd.config import ConfigError, TrainConfig, param_overrides, rollout_overrides, write_run_config
 from ophsd.context import DistillBatch, DistillExample, TeacherContextBuilder
 from ophsd.distributed import Distributed
-from ophsd.evaluate import HeldOutEvaluation
+from ophsd.held_out import HeldOutEvaluation
 from ophsd.losses import DivergenceSpec, chunked_divergence
 from ophsd.metrics import MetricsLog
 from ophsd.model import (
@@ -49,6 +47,7 @@ from ophsd.model import (
     engine_state_dict,
     eval_mode,
     load_policy,
+    load_weights,
     model_context_length,
     output_head,
 )
@@ -96,27 +95,31 @@ class Trainer:
     ) -> None:
         self.config = config
         self.out = Path(config.output)
-        self.registry = load_user_builtins(config.builtins)
-        self.harness = compile_file(
-            config.harness,
-            registry=self.registry,
-            purpose="train",
-            overrides=param_overrides(config),
-            allow_roots=config.allow_roots,
-        ).require()
-        self.rows = load_examples(
-            self.harness, config.data, limit=config.limit, columns=config.columns, require_oracles=True
-        )
+        # The harness, its rows and its memory banks, set up as `harnessc run` sets them up; the setup owns
+        # the banks that every program below reads.
+        try:
+            self.setup = set_up_harness(
+                config.harness,
+                purpose="train",
+                overrides=param_overrides(config),
+                builtins=config.builtins,
+                allow_roots=config.allow_roots,
+                bank_files=config.banks,
+                data=config.data,
+                limit=config.limit,
+                columns=config.columns,
+                require_oracles=True,
+            )
+        except UndeclaredBankError as error:  # before the model loads, not after
+            declared = ", ".join(error.declared) or "none"
+            raise ConfigError(
+                [f"banks: {', '.join(error.names)} is not a bank of {config.harness} (it declares: {declared})"]
+            ) from None
+        self.harness, self.rows = self.setup.harness, self.setup.examples
         if not self.rows:
             raise ValueError(f"{config.data} has no rows")
-        unknown = sorted(set(config.banks) - {bank.name for bank in self.harness.banks})
-        if unknown:  # before the model loads, not after
-            declared = ", ".join(bank.name for bank in self.harness.banks) or "none"
-            raise ConfigError(
-                [f"banks: {', '.join(unknown)} is not a bank of {config.harness} (it declares: {declared})"]
-            )
-        self.eval_rows = (
-            load_examples(self.harness, config.eval_data, limit=config.eval_limit, columns=config.columns)
+        eval_rows = (
+            self.setup.load_examples(config.eval_data, limit=config.eval_limit, columns=config.columns)
             if config.eval_data
             else []
         )
@@ -134,35 +137,6 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
         )
-        # The harness's stages run with the teacher's template switches, the student's rollouts with the
-        # student's: the requests carry them, so the builder renders exactly what the engine rendered.
-        self.harness_program = Program(
-            self.harness,
-            mode="train",
-            registry=self.registry,
-            seed=config.seed,
-            default_max_tokens=config.harness_max_tokens,
-            template_kwargs=config.teacher_template_kwargs,
-        )
-        rollout: dict[str, Any] = {"n": 1}
-        if config.max_new_tokens is not None:
-            rollout["max_tokens"] = config.max_new_tokens
-        if config.rollout_temperature is not None:
-            rollout["temperature"] = config.rollout_temperature
-        self.student_program = Program(
-            self.harness,
-            mode="train",
-            registry=self.registry,
-            seed=config.seed,
-            default_max_tokens=config.harness_max_tokens,
-            student_only=True,
-            sampling_overrides=rollout,
-            template_kwargs=config.student_template_kwargs,
-        )
-        self.banks = load_banks(self.harness, config.banks, self.harness_program.bank_entry)
-        self.harness_program.banks.update(self.banks)
-        temperature = self._rollout_temperature()
-        self.spec = DivergenceSpec(config.loss, config.jsd_beta, config.top_k, config.token_clip, temperature)
         self.builder = TeacherContextBuilder(
             self.tokenizer,
             max_prompt_tokens=config.max_prompt_tokens,
@@ -170,24 +144,27 @@ class Trainer:
             truncation=config.truncation,
             missing_teacher=config.missing_teacher,
         )
+        # The harness's stages run with the teacher's template switches, the student's rollouts with the
+        # student's: the requests carry them, so the builder renders exactly what the engine rendered. The
+        # rollouts' records keep the sampled token ids, and a prompt over its budget is cut before sampling.
+        common = {"mode": "train", "seed": config.seed, "default_max_tokens": config.harness_max_tokens}
+        self.harness_program = self.setup.program(template_kwargs=config.teacher_template_kwargs, **common)
+        self.student_program = self.setup.program(
+            student_only=True,
+            sampling_overrides=rollout_overrides(config),
+            template_kwargs=config.student_template_kwargs,
+            fit_prompt=self._fit_student_prompt,
+            token_ids=True,
+            **common,
+        )
+        temperature = self._rollout_temperature()
+        self.spec = DivergenceSpec(config.loss, config.jsd_beta, config.top_k, config.token_clip, temperature)
         self.warned: set[str] = set()
         self.step = 0
         if resume:
             self._resume()
         self.best: dict[str, Any] | None = _read_best(self.out) if resume else None
-        self.evaluation = (  # after the resume: it shares the (restored) memory banks
-            HeldOutEvaluation(
-                self.harness,
-                config,
-                self.eval_rows,
-                registry=self.registry,
-                banks=self.banks,
-                out=self.out,
-                max_tokens=config.max_new_tokens,
-            )
-            if self.eval_rows
-            else None
-        )
+        self.evaluation = HeldOutEvaluation(self.setup, config, eval_rows, out=self.out) if eval_rows else None
         self.engine = (engine_factory or _create_engine)(self, config, self.model_path)
         if resume and config.engine == "vllm":
             self.engine.load_weights(engine_state_dict(self.policy))
@@ -214,26 +191,23 @@ class Trainer:
 
     # ---- one step ---------------------------------------------------------------------------------------------------
 
-    def rollout(self, rows, step: int) -> tuple[list[ChatRequest], list, list[ExampleRecord], list[bool]]:
-        """Student samples (one per prompt) from the current weights, how the student's answers grade, and
-        which prompts were cut to fit before sampling (so that the loss conditions on what was sampled after)."""
-        states = [self.student_program.new_example(index, inputs, replica=step) for index, inputs in rows]
-        requests, truncated = [], []
-        for state in states:
-            request = self.student_program.request(self.harness.student, state, "student", 0)
-            budget = self.builder.prompt_budget(request.sampling.max_tokens)
-            fitted = self.builder.fit(request.messages, request.template_kwargs, budget)
-            if fitted is not None:  # one that cannot fit is sampled as it is and dropped by the builder
-                request = dataclasses.replace(request, messages=fitted[0])
-            requests.append(request)
-            truncated.append(fitted is not None and fitted[2])
-        completions = self.engine.chat(requests)
-        graded = []
-        for state, request, samples in zip(states, requests, completions, strict=True):
-            state.prompts["student"] = (request, 0)
-            self.student_program.finish_llm(self.student_program.student_stage, state, samples)
-            graded.append(self.student_program.finish(state))
-        return requests, completions, graded, truncated
+    def rollout(self, rows: Sequence[Example], step: int) -> list[ExampleRecord]:
+        """Student samples (one per prompt) from the current weights, graded, through the executor: each
+        record's student call keeps its completion's token ids (and the prompt ids it was sampled after), and
+        says whether its prompt was cut to fit before sampling (so the loss conditions on what was sampled
+        after)."""
+        executor = StageSynchronousExecutor(self.student_program, self.engine)
+        return executor.run([(index, inputs, step) for index, inputs in rows])
+
+    def _fit_student_prompt(self, request: ChatRequest) -> tuple[ChatRequest, bool]:
+        """A rollout request with its prompt fitted to the budget its completion leaves, and whether it was cut.
+        One that cannot fit is sampled as it is and dropped by the builder."""
+        budget = self.builder.prompt_budget(request.sampling.max_tokens)
+        fitted = self.builder.fit(request.messages, request.template_kwargs, budget)
+        if fitted is None:
+            return request, False
+        messages, _, cut = fitted
+        return dataclasses.replace(request, messages=messages), cut
 
     def _rollout_temperature(self) -> float:
         """The temperature student rollouts sample at (the loss compares distributions at it)."""
@@ -250,42 +224,44 @@ class Trainer:
             )
         return temperature
 
-    def run_harness(self, rows, step: int) -> list[ExampleRecord]:
+    def run_harness(self, rows: Sequence[Example], step: int) -> list[ExampleRecord]:
         executor = StageSynchronousExecutor(self.harness_program, self.engine)
         return executor.run([(index, inputs, step) for index, inputs in rows])
 
-    def distill_examples(self, requests, completions, records, truncated) -> list[DistillExample]:
+    def distill_examples(self, rollouts: list[ExampleRecord], records: list[ExampleRecord]) -> list[DistillExample]:
+        """Per row, the student's prompt and sampled completion (from its rollout's record) with the teacher
+        context the harness gave (from the harness's record)."""
         examples = []
-        for request, samples, record, cut in zip(requests, completions, records, truncated, strict=True):
-            teacher, sample = record.teacher, samples[0]
+        for rollout, record in zip(rollouts, records, strict=True):
+            call = rollout.calls[0] if rollout.calls else None  # none: the student prompt did not render
+            sample = call.samples[0] if call is not None and call.samples else None
+            sampled = sample is not None and sample.finish_reason != "error"
+            teacher = record.teacher
             examples.append(
                 DistillExample(
-                    student_messages=request.messages,
-                    student_template_kwargs=request.template_kwargs,
-                    teacher_messages=tuple(ChatMessage(m.role, m.content) for m in teacher.messages)
-                    if teacher
-                    else None,
+                    student_messages=call.messages if call is not None else (),
+                    student_template_kwargs=call.template_kwargs if call is not None else {},
+                    teacher_messages=teacher.messages if teacher else None,
                     teacher_template_kwargs=teacher.template_kwargs if teacher else {},
-                    completion_ids=tuple(sample.token_ids) if sample.finish_reason != "error" else (),
+                    completion_ids=(sample.token_ids or ()) if sample is not None and sampled else (),
                     teacher_source=teacher.source if teacher else None,
-                    sampled_after=sample.prompt_token_ids if sample.finish_reason != "error" else None,
-                    student_truncated=cut,
+                    sampled_after=sample.prompt_token_ids if sample is not None and sampled else None,
+                    student_truncated=call is not None and call.prompt_cut,
                 )
             )
         return examples
 
     def build_batch(
-        self, rows, step: int, phases: Phases | None = None
-    ) -> tuple[DistillBatch, list, list[ExampleRecord], list[ExampleRecord]]:
+        self, rows: Sequence[Example], step: int, phases: Phases | None = None
+    ) -> tuple[DistillBatch, list[ExampleRecord], list[ExampleRecord]]:
         """Method steps 2-5 for `rows`: rollouts, the harness, the aligned sequences. Returns the batch, the
-        rollouts' completions, the harness's records and the rollouts' graded records."""
+        rollouts' graded records and the harness's records."""
         phases = phases or Phases()
         with phases("rollout"):
-            requests, completions, student_records, truncated = self.rollout(rows, step)
+            rollouts = self.rollout(rows, step)
         with phases("harness"):
             records = self.run_harness(rows, step)
-        batch = self.builder.build(self.distill_examples(requests, completions, records, truncated))
-        return batch, completions, records, student_records
+        return self.builder.build(self.distill_examples(rollouts, records)), rollouts, records
 
     def teacher_hidden(self, batch: DistillBatch) -> torch.Tensor:
         """The teacher's final hidden states (N, H) at the completion positions of its sequences (no grad)."""
@@ -320,7 +296,7 @@ class Trainer:
         step, phases = self.step, Phases()
         batch_rows = self.batch_rows(step)
         rows = self.dist.shard(batch_rows)  # this process's share (all of it without a launcher)
-        batch, completions, records, student_records = self.build_batch(rows, step, phases)
+        batch, rollouts, records = self.build_batch(rows, step, phases)
         self._warn_once(batch)
         number, show_every = step + 1, self.config.show_every  # numbered as its metrics line
         if show_every and (number == 1 or number % show_every == 0) and self.dist.is_main and batch.tokens:
@@ -343,11 +319,9 @@ class Trainer:
         with phases("weight_push"):
             if not skipped and self.config.engine == "vllm":
                 self.engine.load_weights(engine_state_dict(self.policy))
-        self._grow_banks(batch_rows)
+        self.setup.grow_banks([inputs for _, inputs in batch_rows])  # method step 10: every process, all rows
         self.step += 1
-        metrics = self._step_metrics(
-            batch, loss_value, grad_norm, skipped, completions, records, student_records, phases
-        )
+        metrics = self._step_metrics(batch, loss_value, grad_norm, skipped, rollouts, records, phases)
         metrics["tokens"] = int(tokens)
         return metrics
 
@@ -362,24 +336,17 @@ class Trainer:
         self.teacher.update()
         return norm, False
 
-    def _grow_banks(self, rows) -> None:
-        """Method step 10: the batch's examples, with their gold labels, join the memory banks."""
-        for bank in self.harness.banks:
-            entries = [self.harness_program.bank_entry(bank, inputs) for _, inputs in rows]
-            self.banks[bank.name].add(entries)
-
     def _step_metrics(
         self,
         batch: DistillBatch,
         loss: float,
         grad_norm: float,
         skipped: bool,
-        completions,
+        rollouts: list[ExampleRecord],
         records: list[ExampleRecord],
-        student_records: list[ExampleRecord],
         phases: Phases,
-    ) -> dict:
-        lengths = [len(samples[0].token_ids) for samples in completions]
+    ) -> dict[str, Any]:
+        lengths = [rollout.calls[0].samples[0].tokens if rollout.calls else 0 for rollout in rollouts]
         sources = Counter(record.teacher.source if record.teacher else "none" for record in records)
         from_harness = sum(count for source, count in sources.items() if source not in ("student", "none"))
         graded = [record.correct for record in records if record.grade is not None]
@@ -395,7 +362,7 @@ class Trainer:
             "teacher_context_length": _mean(batch.teacher_prompt_lengths),
             "harness_success": from_harness / len(records),
             "harness_accuracy": _mean(graded),
-            "student_accuracy": _mean([record.correct for record in student_records]),
+            "student_accuracy": _mean([rollout.correct for rollout in rollouts]),
             "dropped": batch.dropped,
             **{name: getattr(batch, name) for name in _WARNINGS},
             "teacher_sources": dict(sources),
@@ -460,7 +427,7 @@ class Trainer:
             # Every run shows its own baseline: the initial weights, evaluated as later steps are.
             metrics = {"step": 0, **self.evaluate()}
             self.initial_probe = metrics.get("probe_divergence")
-            if self.dist.is_main:
+            if self.metrics is not None:  # the main process
                 self._record_best(metrics)
                 self.metrics.write(metrics)
             if progress:
@@ -474,7 +441,7 @@ class Trainer:
                 metrics["probe_divergence"] = self.probe_divergence()
             best = self.dist.is_main and evaluated and self._record_best(metrics)
             best = self.dist.sum(float(best)) > 0  # only the main process evaluates; all must agree to save
-            if self.dist.is_main:
+            if self.metrics is not None:
                 self.metrics.write(metrics)
             history.append(metrics)
             if progress:
@@ -482,7 +449,15 @@ class Trainer:
             if best or self.step % self.config.save_every == 0 or self.step == self.config.max_steps:
                 if self.dist.is_main:
                     keep = int(self.best["step"]) if self.best and self.best["checkpoint"] else None
-                    save_checkpoint(self, keep_step=keep)
+                    save_checkpoint(
+                        self.out,
+                        self.step,
+                        self.state_dict(),
+                        model=self.policy,
+                        tokenizer=self.tokenizer,
+                        keep=self.config.keep_checkpoints,
+                        keep_step=keep,
+                    )
                 self.dist.barrier()
         if self.metrics is not None:
             self.metrics.close()
@@ -492,7 +467,47 @@ class Trainer:
         checkpoint = latest_checkpoint(self.out)
         if checkpoint is None:
             raise FileNotFoundError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
-        load_checkpoint(self, checkpoint)
+        self.load_state_dict(load_checkpoint(checkpoint))
+
+    def state_dict(self) -> dict[str, Any]:
+        """What continues this run exactly, besides the policy's weights (a checkpoint writes those as a model
+        directory): the step (which fixes the data position), optimizer, scheduler, the EMA teacher, the RNG
+        states and the memory banks' entries."""
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "teacher": self.teacher.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+            "banks": self.setup.bank_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore `state_dict()`'s state, and the policy's weights from `state["model"]` when present, into a
+        trainer built from the same config (its frozen teacher already holds the initial weights)."""
+        if "model" in state:
+            load_weights(self.policy, state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.teacher.load_state_dict(state["teacher"])
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        self.setup.restore_banks(state.get("banks", {}))
+        self.step = state["step"]
+
+    @property
+    def banks(self) -> dict[str, Any]:
+        """The memory banks, by name (the harness setup owns them)."""
+        return self.setup.banks
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import pytest
 from conftest import REPO
 
 from harnessc.compiler import compile_file
-from harnessc.runtime.runner import load_examples
+from harnessc.runtime.harness_setup import load_examples
 
 SCRIPT = (REPO / "examples/run_examples.sh").read_text(encoding="utf-8")
 

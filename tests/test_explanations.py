@@ -85,7 +85,9 @@ LOCATIONS = {
     "unused-stage": (5, 5),  # `plan`
     "empty-fan-out": (5, 22),  # `[]`
     "teacher-equals-student": (11, 1),  # `teacher {`
-    "thinking-mismatch": (17, 5),  # `solve` in `llm solve {`, the stage without the switch
+    "thinking-mismatch": (17, 5),
+    "constraint-reads-differently": (7, 9),  # the regex literal
+    "choice-over-budget": (8, 14),  # the `max_tokens` value
 }
 
 

@@ -16,17 +16,6 @@ from conftest import REPO
 
 PACKAGES = ("harnessc", "ophsd")
 
-# Imports that close a circle, known and being removed elsewhere, as (importer, imported) pairs; any other
-# circle fails the test. Delete an entry when its circle is gone.
-KNOWN_CIRCLE_IMPORTS = {
-    # `harnessc check` and `harnessc run` share one command line: being untangled on branch `house`.
-    ("harnessc.cli", "harnessc.runtime.cli"),
-    ("harnessc.runtime.cli", "harnessc.cli"),
-    # The checkpoint and sample helpers annotate the Trainer they take: being restructured on branch `house`.
-    ("ophsd.checkpoint", "ophsd.trainer"),
-    ("ophsd.samples", "ophsd.trainer"),
-}
-
 
 def project_modules() -> dict[str, Path]:
     """Module name → file, for every module of the packages (a package is its `__init__.py`)."""
@@ -117,8 +106,6 @@ def test_the_graph_is_read_from_the_sources() -> None:
 
 def test_no_module_imports_itself_through_others() -> None:
     graph = import_graph()
-    for importer, imported in KNOWN_CIRCLE_IMPORTS:
-        graph.get(importer, set()).discard(imported)
     found = circles(graph)
     assert not found, "import circles (module → imports within the circle):\n" + "\n".join(
         "  " + ", ".join(f"{module} → {sorted(graph[module] & set(circle))}" for module in circle) for circle in found

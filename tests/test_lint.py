@@ -1,7 +1,8 @@
-"""The code stays lint-clean and formatted (ruff, configured in pyproject.toml)."""
+"""The code stays lint-clean, formatted and type-checked (ruff and mypy, configured in pyproject.toml)."""
 
 import shutil
 import subprocess
+import sys
 
 import pytest
 from conftest import REPO
@@ -13,4 +14,11 @@ PATHS = ["harnessc", "ophsd", "tests", "benchmarks", "examples"]
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["check", "format"])
 def test_ruff(command: list[str]) -> None:
     result = subprocess.run(["ruff", *command, *PATHS], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy() -> None:
+    pytest.importorskip("mypy", reason="mypy is in the dev extra")
+    # the packages named in [tool.mypy] files (its incremental cache keeps a second run fast)
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -137,8 +137,11 @@ def test_rollouts_come_from_the_weights_of_the_last_step(tmp_path, tiny_model_di
 def test_the_loss_is_taken_at_the_rollout_temperature(tmp_path, tiny_model_dir) -> None:
     trainer = Trainer(config(tmp_path, tiny_model_dir, OPSD, MATH, max_steps=1, limit=2, rollout_temperature=0.7))
     assert trainer.spec.temperature == 0.7
-    requests = trainer.rollout(trainer.rows, step=0)[0]
-    assert {request.sampling.temperature for request in requests} == {0.7}
+    requests = []  # what the engine is asked to sample
+    chat = trainer.engine.chat
+    trainer.engine.chat = lambda batch: requests.extend(batch) or chat(batch)
+    trainer.rollout(trainer.rows, step=0)
+    assert requests and {request.sampling.temperature for request in requests} == {0.7}
     shutil.copytree(REPO / "harnesses", tmp_path / "harnesses")  # opsd imports its shared prompts
     greedy = tmp_path / "harnesses/greedy.harness"
     greedy.write_text(Path(OPSD).read_text().replace("temperature 1.0", "temperature 0"))
@@ -163,11 +166,12 @@ def test_the_student_template_switches_reach_the_rollout(tmp_path, tiny_model_di
             student_template_kwargs={"enable_thinking": False},
         )
     )
-    requests, completions, _, _ = trainer.rollout(trainer.rows, step=0)
+    rollouts = trainer.rollout(trainer.rows, step=0)
     think = trainer.tokenizer.encode("<think>\n\n</think>\n\n", add_special_tokens=False)
-    for request, samples in zip(requests, completions):
-        assert request.template_kwargs == {"enable_thinking": False}
-        sampled_after = list(samples[0].prompt_token_ids)
+    for rollout in rollouts:
+        [call] = rollout.calls
+        assert call.template_kwargs == {"enable_thinking": False}
+        sampled_after = list(call.samples[0].prompt_token_ids)
         assert sampled_after[-len(think) :] == think
     assert trainer.train()[0]["tokens"] > 0  # built, compared and trained without a mismatch
 

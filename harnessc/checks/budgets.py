@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from harnessc import ir
 from harnessc.checks.base import CheckContext, constant_value, prompts
 from harnessc.diagnostics import Diagnostic
-from harnessc.limits import MAX_FAN_OUT, MAX_ITERATIONS, MAX_REPETITIONS, MAX_SAMPLES, MAX_TOKENS
+from harnessc.limits import MAX_FAN_OUT, MAX_ITERATIONS, MAX_REPETITIONS, MAX_SAMPLES
+from harnessc.sampling import SAMPLING
 
-_OPTION_MAXIMA = {"n": MAX_SAMPLES, "max_tokens": MAX_TOKENS}
+_OPTION_MAXIMA = {name: option.limit for name, option in SAMPLING.items() if option.limit is not None}
 
 
 def check_option_maxima(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:

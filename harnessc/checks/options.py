@@ -3,38 +3,28 @@ that compile (one per stage)."""
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 
-from harnessc import ir
+from harnessc import ir, sampling
 from harnessc.checks.base import CheckContext, constant_value, prompts
+from harnessc.constraints import Problem, json_schema_problems, regex_problems
 from harnessc.diagnostics import Diagnostic, Label
 from harnessc.options import CONSTRAINTS
+from harnessc.sampling import SAMPLING
 from harnessc.source import Span
-
-_RANGES = {
-    "temperature": (lambda v: v >= 0, "must be >= 0"),
-    "top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
-    "top_k": (lambda v: v >= 0, "must be >= 0 (0 turns it off)"),
-    "min_p": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
-    "max_tokens": (lambda v: v >= 1, "must be >= 1"),
-    "n": (lambda v: v >= 1, "must be >= 1"),
-}
 
 
 def check_option_values(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
-    """Sampling options hold values an engine accepts: `temperature` and `top_k` >= 0, `top_p` in (0, 1],
-    `min_p` in [0, 1], `max_tokens` and `n` >= 1. Checked on constants after `--set` overrides, so an
-    override out of range is reported too; the upper bounds are budgets.py's."""
+    """Sampling options hold values an engine accepts (the ranges of harnessc/sampling.py: `temperature` and
+    `top_k` >= 0, `top_p` in (0, 1], `min_p` in [0, 1], `max_tokens` and `n` >= 1). Checked on constants
+    after `--set` overrides, so an override out of range is reported too; the budgets are budgets.py's."""
     for _, prompt in prompts(harness):
         for option in prompt.options:
-            rule = _RANGES.get(option.name)
             value = constant_value(option.value, harness)
-            if rule is None or not isinstance(value, (int, float)) or isinstance(value, bool):
+            if option.name not in SAMPLING or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            accepts, requirement = rule
-            if not accepts(value):
+            requirement = sampling.problem(option.name, value)
+            if requirement is not None:
                 via = f" (the value of param `{option.value.name}`)" if isinstance(option.value, ir.Ref) else ""
                 yield Diagnostic(
                     code="invalid-option-value",
@@ -58,8 +48,10 @@ def check_loop_bounds(harness: ir.Harness, context: CheckContext) -> Iterator[Di
 
 
 def check_constraints(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
-    """A prompt constrains its completion at most once (`choice`, `regex` or `json`), and its constraint
-    is usable: a regex compiles, a JSON schema is a JSON object, a choice offers at least one string."""
+    """A prompt constrains its completion at most once (`choice`, `regex` or `json`), and the engines'
+    decoding backend takes its constraint as written: a regex in the backend's dialect, a JSON schema it
+    compiles, at least one choice (harnessc/constraints.py has the backend's rules). What the backend would
+    read differently is a warning, and so is a `max_tokens` too small for the longest choice."""
     for _, prompt in prompts(harness):
         constraints = [option for option in prompt.options if option.name in CONSTRAINTS]
         for extra in constraints[1:]:
@@ -71,50 +63,58 @@ def check_constraints(harness: ir.Harness, context: CheckContext) -> Iterator[Di
                 labels=(Label(constraints[0].span, "first constraint"),),
             )
         for option in constraints:
-            yield from _check_constraint_value(option, constant_value(option.value, harness))
+            value = constant_value(option.value, harness)
+            yield from _check_constraint_value(option, value)
+            if option.name == "choice" and isinstance(value, tuple) and value:
+                yield from _check_choice_budget(option, value, prompt, harness)
 
 
 def _check_constraint_value(option: ir.Option, value) -> Iterator[Diagnostic]:
     if option.name == "regex" and isinstance(value, str):
-        try:
-            re.compile(value)
-        except re.error as error:
-            span, label = _point_into(option.value.span, value, error.pos, "does not compile")
-            yield Diagnostic(
-                code="invalid-regex",
-                message=f"invalid regular expression: {error.msg}",
-                span=span,
-                label=label,
-                hints=_regex_hints(error.msg),
-            )
+        for problem in regex_problems(value):
+            yield _constraint_diagnostic(option, value, problem, "invalid-regex", "invalid regular expression")
     elif option.name == "json" and isinstance(value, str):
-        try:
-            schema = json.loads(value)
-        except json.JSONDecodeError as error:
-            where = f"line {error.lineno}, column {error.colno} of the schema"
-            span, label = _point_into(option.value.span, value, error.pos, where)
-            yield Diagnostic(
-                code="invalid-json-schema",
-                message=f"the JSON schema is not valid JSON: {error.msg}",
-                span=span,
-                label=label,
-                hints=('JSON needs double quotes; write the schema in a """...""" string',) if "'" in value else (),
-            )
-            return
-        if not isinstance(schema, dict):
-            yield Diagnostic(
-                code="invalid-json-schema",
-                message="a JSON schema must be a JSON object",
-                span=option.value.span,
-                label=f"this is a JSON {_json_kind(schema)}",
-                hints=('e.g. json """{"type": "object", "properties": {"label": {"type": "string"}}}"""',),
-            )
+        for problem in json_schema_problems(value):
+            yield _constraint_diagnostic(option, value, problem, "invalid-json-schema", "")
     elif option.name == "choice" and isinstance(value, tuple) and not value:
         yield Diagnostic(
             code="invalid-option-value",
             message="`choice` needs at least one option",
             span=option.value.span,
             label="empty list",
+        )
+
+
+def _constraint_diagnostic(option: ir.Option, value: str, problem: Problem, code: str, what: str) -> Diagnostic:
+    if problem.severity == "warning":
+        code, what = "constraint-reads-differently", f"the decoding backend reads this `{option.name}` otherwise"
+    fallback = "refused by the decoding backend" if problem.severity == "error" else "read otherwise"
+    span, label = _point_into(option.value.span, value, problem.index, fallback)
+    message = f"{what}: {problem.message}" if what else problem.message
+    return Diagnostic(code=code, message=message, span=span, label=label, hints=_hints(problem.hint))
+
+
+def _hints(hint: str) -> tuple[str, ...]:
+    return (hint,) if hint else ()
+
+
+def _check_choice_budget(
+    option: ir.Option, choices: tuple, prompt: ir.Prompt, harness: ir.Harness
+) -> Iterator[Diagnostic]:
+    """Each word is at least one token (tokenizers split at spaces before merging), so a choice of k words
+    cannot be written in fewer than k tokens: with a smaller `max_tokens` it is always cut short."""
+    budget = next((o for o in prompt.options if o.name == "max_tokens"), None)
+    max_tokens = constant_value(budget.value, harness) if budget is not None else None
+    longest = max((str(choice) for choice in choices), key=lambda choice: len(choice.split()))
+    words = len(longest.split())
+    if budget is not None and isinstance(max_tokens, int) and max_tokens < words:
+        yield Diagnostic(
+            code="choice-over-budget",
+            message=f"the choice {longest!r} takes at least {words} tokens, but `max_tokens` is {max_tokens}",
+            span=budget.value.span,
+            label=f"at least {words} needed",
+            labels=(Label(option.value.span, "the choices"),),
+            hints=(f"set `max_tokens {words + 8}` or more: a choice cut short is recorded as a failure",),
         )
 
 
@@ -126,15 +126,3 @@ def _point_into(span: Span, value: str, index: int | None, fallback: str) -> tup
     index = min(index, max(len(value) - 1, 0))
     start, column = span.start + 1 + index, span.column + 1 + index
     return Span(span.file, start, start + 1, span.line, column, span.line, column + 1), "here"
-
-
-def _regex_hints(message: str) -> tuple[str, ...]:
-    if "unterminated" in message or "missing )" in message:
-        return ("close the group with `)`, or write `\\(` for a literal parenthesis",)
-    if "nothing to repeat" in message:
-        return ("escape the quantifier (`\\*`, `\\+`, `\\?`) to match it literally",)
-    return ()
-
-
-def _json_kind(value) -> str:
-    return {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(type(value), "number")

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harnessc.engines.base import ChatMessage, ChatRequest, Completion, SamplingOptions
+from harnessc.sampling import sampling_problems
 
 
 class UnsupportedConstraintError(NotImplementedError):
@@ -195,19 +196,7 @@ def prompt_too_long(prompt_tokens: int, max_model_len: int) -> str | None:
 def validate_request(request: ChatRequest) -> str | None:
     """Problems an engine cannot run a request with (as one message), or None when it is well formed."""
     sampling, constraint = request.sampling, request.constraint
-    problems = []
-    if sampling.max_tokens < 1:
-        problems.append(f"max_tokens must be at least 1, got {sampling.max_tokens}")
-    if sampling.n < 1:
-        problems.append(f"n must be at least 1, got {sampling.n}")
-    if sampling.temperature < 0:
-        problems.append(f"temperature must be >= 0, got {sampling.temperature}")
-    if not 0 < sampling.top_p <= 1:
-        problems.append(f"top_p must be in (0, 1], got {sampling.top_p}")
-    if not 0 <= sampling.min_p <= 1:
-        problems.append(f"min_p must be in [0, 1] (0 disables it), got {sampling.min_p}")
-    if sampling.top_k < 0:
-        problems.append(f"top_k must be >= 0 (0 disables it), got {sampling.top_k}")
+    problems = sampling_problems(sampling)
     if constraint is not None and constraint.kind == "choice" and not constraint.choices:
         problems.append("a choice constraint needs at least one choice")
     if constraint is not None and constraint.kind in ("regex", "json") and not constraint.pattern:

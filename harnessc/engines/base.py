@@ -9,26 +9,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from harnessc.sampling import SamplingOptions as SamplingOptions  # per-request sampling: one table, sampling.py
+
 
 @dataclass(frozen=True, slots=True)
 class ChatMessage:
     role: Literal["system", "user", "assistant"]
     content: str
-
-
-@dataclass(frozen=True, slots=True)
-class SamplingOptions:
-    """Per-request sampling. `max_tokens` is always explicit (vLLM's default of 16 bites silently)."""
-
-    max_tokens: int
-    temperature: float = 1.0
-    top_p: float = 1.0
-    top_k: int = 0  # 0 = disabled
-    min_p: float = 0.0  # 0 = disabled
-    stop: tuple[str, ...] = ()
-    n: int = 1
-    seed: int | None = None
-    logprobs: bool = False  # return the logprob of each sampled token
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,11 +36,14 @@ class ChatRequest:
     constraint: OutputConstraint | None = None
 
 
+FinishReason = Literal["stop", "length", "error"]
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
     text: str
     token_ids: tuple[int, ...]
-    finish_reason: Literal["stop", "length", "error"]
+    finish_reason: FinishReason
     prompt_token_count: int = 0
     logprobs: tuple[float, ...] | None = None
     error: str | None = None  # why the request failed (e.g. prompt longer than the model's context)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from harnessc.engines.base import ChatMessage, ChatRequest, Completion
+from harnessc.engines.base import ChatMessage, ChatRequest, Completion, FinishReason
 
 Responder = Callable[[ChatRequest, int], str]
 
@@ -35,7 +35,7 @@ class ScriptedEngine:
         for sample in range(request.sampling.n):
             text = self.respond(request, sample)
             words = text.split()[: request.sampling.max_tokens]
-            finish = "length" if len(text.split()) > request.sampling.max_tokens else "stop"
+            finish: FinishReason = "length" if len(text.split()) > request.sampling.max_tokens else "stop"
             completions.append(
                 Completion(
                     text=" ".join(words) if finish == "length" else text,

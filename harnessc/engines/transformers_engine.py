@@ -43,7 +43,14 @@ from harnessc.engines._common import (
     prepare_prompt,
     truncate_at_stop,
 )
-from harnessc.engines.base import ChatMessage, ChatRequest, Completion, OutputConstraint, SamplingOptions
+from harnessc.engines.base import (
+    ChatMessage,
+    ChatRequest,
+    Completion,
+    FinishReason,
+    OutputConstraint,
+    SamplingOptions,
+)
 
 __all__ = ["TransformersEngine"]
 
@@ -63,7 +70,7 @@ class _Row:
     token_ids: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     text: str = ""
-    finish_reason: str | None = None
+    finish_reason: FinishReason | None = None
 
 
 class TransformersEngine:
@@ -349,8 +356,9 @@ class TransformersEngine:
         import xgrammar
 
         bitmask = xgrammar.allocate_token_bitmask(len(rows), logits.shape[-1])
-        for i in constrained:
-            rows[i].matcher.fill_next_token_bitmask(bitmask, i)
+        for i, row in enumerate(rows):
+            if row.matcher is not None:
+                row.matcher.fill_next_token_bitmask(bitmask, i)
         xgrammar.apply_token_bitmask_inplace(logits, bitmask.to(logits.device), indices=constrained)
 
     # ------------------------------------------------------------------ choice constraints
@@ -432,7 +440,7 @@ class TransformersEngine:
         prompt_tokens: int,
     ) -> Completion:
         text, ids = candidate
-        finish_reason = "stop"
+        finish_reason: FinishReason = "stop"
         if len(ids) > sampling.max_tokens:  # as vLLM does: the budget cuts the choice short
             ids, finish_reason = ids[: sampling.max_tokens], "length"
             text = self._detokenize(ids)
@@ -535,7 +543,12 @@ def _check_device(model: Any, device: str | torch.device | None) -> None:
         raise ValueError(f"the model lives on {actual}, not {device}; move it before creating the engine")
 
 
-def _resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    """The torch dtype a model is loaded in on `device`: the one named ("float32", "bfloat16", "float16"), or
+    for "auto" bfloat16 on a CUDA device and float32 anywhere else (CPU kernels are slow or missing in half
+    precision). The engine and the trainer both load models through this one rule.
+
+    Raises ValueError for a name that is not a torch dtype."""
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
@@ -549,7 +562,7 @@ def _resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtyp
 def _load_model(path: str, device: torch.device, dtype: str | torch.dtype) -> Any:
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=_resolve_dtype(dtype, device))
+    model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, device))
     return model.to(device).eval()
 
 

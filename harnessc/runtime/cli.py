@@ -6,9 +6,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harnessc.cli import parse_pairs
+from harnessc.cli_support import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, parse_pairs
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from harnessc.runtime.executor import EngineCallStats
 
 EPILOG = """examples:
   harnessc run harnesses/plan_solve.harness --data examples/data/math.jsonl
@@ -120,14 +125,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.samples < 1 or (args.limit is not None and args.limit < 0) or args.chunk_size < 1:
         print("harnessc run: --n and --chunk-size must be >= 1 and --limit >= 0", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     out = args.out or f"runs/{Path(args.harness).stem}-{Path(args.data).stem}.jsonl"
     try:
         columns, banks = parse_pairs(args.columns, "--map"), parse_pairs(args.banks, "--bank")
         engine_options = _engine_options(args)
     except (ValueError, OSError) as error:  # a malformed flag or engine config file is a usage error
         print(f"harnessc run: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     options = RunOptions(
         harness=args.harness,
         data=args.data,
@@ -158,10 +163,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
     except CompileError as error:
         print(render_all(error.diagnostics, error.sources), file=sys.stderr)
-        return 1
+        return EXIT_ERRORS
     except (RunError, DataError, EngineUnavailableError, ModelNotFoundError, OSError) as error:
         print(f"harnessc run: {error}", file=sys.stderr)
-        return 1
+        return EXIT_ERRORS
     if args.format == "json":
         print(json.dumps(summary.to_json(), indent=2))
     else:
@@ -172,8 +177,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\n".join(f"harnessc run: {error}" for error in shown), file=sys.stderr)
         if more:
             print(f"harnessc run: ... and {more} more bad row(s), recorded in {out}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_ERRORS
+    return EXIT_OK
 
 
 _SHOWN_DATA_ERRORS = 20
@@ -184,13 +189,13 @@ class _Progress:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
-        self.bar = None
+        self.bar: Progress | None = None
 
     def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.bar = Progress(
+            self.bar = bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
@@ -198,14 +203,14 @@ class _Progress:
                 TimeElapsedColumn(),
                 transient=True,
             )
-            self.bar.start()
-            self.task = self.bar.add_task("examples", total=None, rate="")
+            bar.start()
+            self.task = bar.add_task("examples", total=None, rate="")
         return self
 
-    def update(self, done: int, total: int, stats) -> None:
+    def update(self, done: int, total: int, stats: EngineCallStats | None) -> None:
         if self.bar is None:
             return
-        fields = {}
+        fields: dict[str, Any] = {}
         if stats is not None and stats.seconds > 0:
             fields["rate"] = f"{', '.join(stats.stages)}: {stats.generated_tokens / stats.seconds:,.0f} tok/s"
         self.bar.update(self.task, completed=done, total=total, **fields)

@@ -111,7 +111,7 @@ class StageSynchronousExecutor:
     ) -> list[ExampleState]:
         if isinstance(step, ir.Until):
             return [state for state in live if not self.program.until_holds(step, loop, state)]
-        stage = self.program.harness.stage(step)
+        stage = self.program.loop_step(step)
         if isinstance(stage, ir.LetStage):
             for state in live:
                 self.program.run_let(stage, state)

@@ -56,9 +56,7 @@ class PerExampleInterpreter:
                 if isinstance(step, ir.Until):
                     program.until_holds(step, loop, state)
                 else:
-                    stage = program.harness.stage(step)
-                    assert isinstance(stage, (ir.LlmStage, ir.LetStage))  # a loop's steps
-                    self.run_stage(stage, state, iteration)
+                    self.run_stage(program.loop_step(step), state, iteration)
             if loop.name in state.loops_done:
                 return
             program.advance_loop(loop, state)

@@ -12,6 +12,7 @@ The default `HashingEmbedder` needs nothing but numpy; anything with an `embed(t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -118,8 +119,8 @@ class HashingEmbedder:
             self._histogram(word_rows[1:][same_text], bigram_hashes, len(texts), salt=2),
             self._histogram(*self._char_ngram_hashes(texts), len(texts), salt=3),
         )
-        combined = sum(weight * _unit_rows(block) for weight, block in zip(self.weights, blocks, strict=True))
-        return _unit_rows(combined)
+        weighted = [weight * _unit_rows(block) for weight, block in zip(self.weights, blocks, strict=True)]
+        return _unit_rows(functools.reduce(np.add, weighted))
 
     def _hash_word(self, word: str) -> int:
         cached = self._word_hashes.get(word)
@@ -183,6 +184,9 @@ def _label_key(label: Any) -> str:
     return " ".join(str(label).casefold().split())
 
 
+_ADD_BATCH = 4096  # entries embedded together
+
+
 class MemoryBank:
     """Records searchable by the cosine similarity of their `search_field`, optionally labelled.
 
@@ -232,8 +236,10 @@ class MemoryBank:
     def add(self, entries: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> int:
         """Embed and append entries (one mapping or several); returns how many were added."""
         batch = [entries] if isinstance(entries, Mapping) else list(entries)
-        if not batch:
-            return 0
+        # Bounded batches keep the embedder's scratch memory small (a checkpoint's bank is added at once).
+        return sum(self._add(batch[start : start + _ADD_BATCH]) for start in range(0, len(batch), _ADD_BATCH))
+
+    def _add(self, batch: Sequence[Mapping[str, Any]]) -> int:
         records = [self._validated(entry, len(self) + offset) for offset, entry in enumerate(batch)]
         vectors = self._embed([record[self.search_field] for record in records])
         self._reserve(len(self) + len(records), vectors.shape[1])
@@ -357,11 +363,7 @@ class MemoryBank:
 
         A malformed line raises `harnessc.runtime.data.DataError` naming the line.
         """
-        rows = load_rows(path, limit=limit)
-        total = 0
-        for start in range(0, len(rows), 4096):  # bounded batches keep the embedder's scratch memory small
-            total += self.add([row.values for row in rows[start : start + 4096]])
-        return total
+        return self.add([row.values for row in load_rows(path, limit=limit)])
 
     @classmethod
     def from_jsonl(

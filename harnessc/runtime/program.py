@@ -11,19 +11,30 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from harnessc import ir
 from harnessc.builtins.registry import Registry, default_registry
 from harnessc.dependencies import referenced_names, required_stages
-from harnessc.engines.base import ChatMessage, ChatRequest, Completion, OutputConstraint, SamplingOptions
-from harnessc.runtime.evaluate import EvaluationError, Evaluator
+from harnessc.engines.base import ChatMessage, ChatRequest, Completion, OutputConstraint
+from harnessc.runtime.expressions import EvaluationError, Evaluator
 from harnessc.runtime.trace import ExampleRecord, Failure, StageCall, TeacherContext
+from harnessc.sampling import DEFAULT_MAX_TOKENS, check_overrides, sampling_options
 
 Mode = Literal["inference", "train"]
 STUDENT = "student"
+# Rewrites a request before it is sent: (the request to send, whether its prompt was cut to fit).
+PromptFitter = Callable[[ChatRequest], tuple[ChatRequest, bool]]
+
+
+class Sent(NamedTuple):
+    """A stage's request as it was sent, for its call record and the teacher context."""
+
+    request: ChatRequest
+    iteration: int
+    cut: bool = False  # the program's `fit_prompt` cut the prompt to fit
 
 
 @dataclass
@@ -37,10 +48,10 @@ class ExampleState:
     oracles: dict[str, Any]  # oracle inputs: always visible to the grade
     calls: list[StageCall] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
-    prompts: dict[str, tuple[ChatRequest, int]] = field(default_factory=dict)  # stage -> (request, iteration)
+    prompts: dict[str, Sent] = field(default_factory=dict)  # stage -> its latest request
     loops_done: set[str] = field(default_factory=set)
     # fan-out stage -> (its requests in flight, iteration)
-    fan_outs: dict[str, tuple[list[ChatRequest], int]] = field(default_factory=dict)
+    fan_outs: dict[str, list[Sent]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
     def fail(self, stage: str, reason: str, message: str) -> None:
@@ -51,11 +62,15 @@ class Program:
     """A harness bound to its built-ins, banks and mode, ready to run on examples.
 
     `mode="inference"` hides oracle inputs from prompts (they read as absent); `mode="train"` shows them.
-    `student_only=True` runs the student view alone as the program (the model without its harness).
-    `sampling_overrides` replace fields of every request's SamplingOptions (e.g. `{"temperature": 0.0}` to
-    evaluate greedily, `{"n": 1}` for one rollout per prompt), and `template_kwargs` are added to every
-    request's chat-template switches (winning over a stage's own `thinking`), so that whoever builds a
-    sequence from a request later sees the same switches the engine used.
+    `banks` is read, never copied: whoever owns the banks (harness_setup.HarnessSetup) may grow or replace
+    them between runs. `student_only=True` runs the student view alone as the program (the model without its
+    harness). `sampling_overrides` replace fields of every request's SamplingOptions (e.g. `{"temperature":
+    0.0}` to evaluate greedily, `{"n": 1}` for one rollout per prompt; ValueError for an invalid one), and
+    `template_kwargs` are added to every request's chat-template switches (winning over a stage's own
+    `thinking`), so that whoever builds a sequence from a request later sees the same switches the engine
+    used. `fit_prompt` rewrites each request before it is sent (the trainer cuts an over-long student prompt
+    to its budget), and with `token_ids=True` the records keep each completion's token ids in memory (see
+    trace.Sample): what a trainer needs to build sequences from a run's records.
     """
 
     def __init__(
@@ -66,21 +81,26 @@ class Program:
         registry: Registry | None = None,
         banks: Mapping[str, Any] | None = None,
         seed: int = 0,
-        default_max_tokens: int = 1024,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
         student_only: bool = False,
         sampling_overrides: Mapping[str, Any] | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
+        fit_prompt: PromptFitter | None = None,
+        token_ids: bool = False,
     ) -> None:
         self.harness = harness
         self.mode = mode
         self.registry = registry or default_registry()
         self.evaluator = Evaluator(self.registry)
-        self.banks = dict(banks or {})
+        self.banks: Mapping[str, Any] = banks if banks is not None else {}
         self.seed = seed
         self.default_max_tokens = default_max_tokens
         self.student_only = student_only
+        check_overrides(sampling_overrides or {})  # ValueError: a name or value no request could carry
         self.sampling_overrides = dict(sampling_overrides or {})
         self.template_kwargs = dict(template_kwargs or {})
+        self.fit_prompt = fit_prompt
+        self.token_ids = token_ids
         self.student_stage = _student_stage(harness)
         self.output_expr = self._output_expression()
         self.stages = self._stages_to_run()
@@ -138,8 +158,7 @@ class Program:
 
     def bank_entry(self, bank: ir.Bank, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """A memory-bank entry from one example's inputs (oracle inputs included: banks hold gold labels)."""
-        values = {**self.params, **inputs}
-        return {item.name: self.evaluator.evaluate(item.value, values) for item in bank.fields}
+        return bank_entry(bank, inputs, self.params, self.evaluator)
 
     # ---- LLM stages ----------------------------------------------------------------------------------------------
 
@@ -159,7 +178,10 @@ class Program:
             state.values[stage.name] = None
             state.fail(stage.name, error.reason, str(error))
             return None
-        state.prompts[stage.name] = (request, iteration)
+        cut = False
+        if self.fit_prompt is not None:
+            request, cut = self.fit_prompt(request)
+        state.prompts[stage.name] = Sent(request, iteration, cut)
         return request
 
     def request(
@@ -177,16 +199,8 @@ class Program:
             for message in prompt.messages
         )
         options = {option.name: self.evaluator.evaluate(option.value, values) for option in prompt.options}
-        sampling = SamplingOptions(
-            max_tokens=options.get("max_tokens", self.default_max_tokens),
-            temperature=float(options.get("temperature", 1.0)),
-            top_p=float(options.get("top_p", 1.0)),
-            top_k=int(options.get("top_k", 0)),
-            min_p=float(options.get("min_p", 0.0)),
-            stop=tuple(options.get("stop", ())),
-            n=int(options.get("n", 1)),
-            seed=self.request_seed(options.get("seed"), state, stage, iteration),
-        )
+        seed = self.request_seed(options.get("seed"), state, stage, iteration)
+        sampling = sampling_options(options, max_tokens=self.default_max_tokens, seed=seed)
         sampling = dataclasses.replace(sampling, **self.sampling_overrides)
         kwargs = {"enable_thinking": options["thinking"]} if "thinking" in options else {}
         kwargs.update(self.template_kwargs)
@@ -204,8 +218,10 @@ class Program:
     def finish_llm(
         self, stage: ir.LlmStage, state: ExampleState, completions: Sequence[Completion], seconds: float = 0.0
     ) -> None:
-        request, iteration = state.prompts[stage.name]
-        call = StageCall.from_completions(stage.name, iteration, request, completions, seconds)
+        request, iteration, cut = state.prompts[stage.name]
+        call = StageCall.from_completions(
+            stage.name, iteration, request, completions, seconds, token_ids=self.token_ids, prompt_cut=cut
+        )
         state.calls.append(call)
         errors = [
             completion.error or "engine error" for completion in completions if completion.finish_reason == "error"
@@ -257,8 +273,12 @@ class Program:
             return []
         if not requests:
             state.values[stage.name] = ()
-        state.fan_outs[stage.name] = (requests, iteration)
-        return requests
+        sent = [Sent(request, iteration) for request in requests]
+        if self.fit_prompt is not None:
+            fitted = [self.fit_prompt(request) for request in requests]
+            sent = [Sent(request, iteration, cut) for request, cut in fitted]
+        state.fan_outs[stage.name] = sent
+        return [item.request for item in sent]
 
     def finish_requests(
         self,
@@ -271,11 +291,19 @@ class Program:
         if stage.each is None:
             self.finish_llm(stage, state, results[0], seconds)
             return
-        requests, iteration = state.fan_outs.pop(stage.name)
         values: list[Any] = []
         errors: list[str] = []
-        for position, (request, completions) in enumerate(zip(requests, results)):
-            call = StageCall.from_completions(stage.name, iteration, request, completions, seconds, item=position)
+        for position, (sent, completions) in enumerate(zip(state.fan_outs.pop(stage.name), results)):
+            call = StageCall.from_completions(
+                stage.name,
+                sent.iteration,
+                sent.request,
+                completions,
+                seconds,
+                item=position,
+                token_ids=self.token_ids,
+                prompt_cut=sent.cut,
+            )
             state.calls.append(call)
             errors += [c.error or "engine error" for c in completions if c.finish_reason == "error"]
             many = stage.prompt.option("n") is not None
@@ -294,6 +322,13 @@ class Program:
         except EvaluationError as error:
             state.values[stage.name] = None
             state.fail(stage.name, error.reason, str(error))
+
+    def loop_step(self, name: str) -> ir.LlmStage | ir.LetStage:
+        """A loop's step stage by name (lowering made every named step a stage of the harness)."""
+        stage = self.harness.stage(name)
+        if not isinstance(stage, (ir.LlmStage, ir.LetStage)):
+            raise KeyError(f"loop step {name!r} is not an llm or let stage of the harness")
+        return stage
 
     def begin_loop(self, loop: ir.LoopStage, state: ExampleState) -> None:
         state.values[loop.name] = self._safe_evaluate(loop.initial, state, loop.name)
@@ -377,8 +412,16 @@ class Program:
                 if name == STUDENT and self.harness.student is not None:
                     return TeacherContext.from_request(STUDENT, self.request(self.harness.student, state, STUDENT, 0))
                 if name in state.prompts and state.values.get(name) is not None:
-                    return TeacherContext.from_request(name, state.prompts[name][0])
+                    return TeacherContext.from_request(name, state.prompts[name].request)
         return None
+
+
+def bank_entry(
+    bank: ir.Bank, inputs: Mapping[str, Any], params: Mapping[str, Any], evaluator: Evaluator
+) -> dict[str, Any]:
+    """A memory-bank entry: the bank's field expressions over one row's inputs (and the harness's params)."""
+    values = {**params, **inputs}
+    return {item.name: evaluator.evaluate(item.value, values) for item in bank.fields}
 
 
 def _constraint(options: Mapping[str, Any]) -> OutputConstraint | None:

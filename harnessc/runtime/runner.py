@@ -20,20 +20,19 @@ import json
 import os
 import re
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harnessc import ir
-from harnessc.compiler import compile_file
 from harnessc.engines.base import Engine
-from harnessc.runtime.data import DataError, coerce_row, fingerprint, load_rows
+from harnessc.runtime.data import DataError, fingerprint
 from harnessc.runtime.executor import EngineCallStats, StageSynchronousExecutor
-from harnessc.runtime.program import Program
+from harnessc.runtime.harness_setup import UndeclaredBankError, set_up_harness
 from harnessc.runtime.trace import ExampleRecord, Failure
-from harnessc.types import make_optional
+from harnessc.sampling import DEFAULT_MAX_TOKENS
 
 
 class RunError(Exception):
@@ -60,7 +59,7 @@ class RunOptions:
     samples: int = 1  # --n: independent runs of each example (pass@k)
     seed: int = 0
     chunk_size: int = 256  # examples per stage-synchronous batch (and per write)
-    default_max_tokens: int = 1024
+    default_max_tokens: int = DEFAULT_MAX_TOKENS
 
 
 @dataclass
@@ -90,56 +89,6 @@ class RunSummary:
         data = dict(self.__dict__)
         data["stages"] = {name: stats.__dict__ for name, stats in self.stages.items()}
         return data
-
-
-# ---- inputs --------------------------------------------------------------------------------------------------
-
-
-def load_examples(
-    harness: ir.Harness,
-    data: str,
-    *,
-    limit: int | None = None,
-    columns: Mapping[str, str] | None = None,
-    require_oracles: bool = False,
-    errors: list[DataError] | None = None,
-) -> list[tuple[int, dict[str, Any]]]:
-    """The data rows as typed inputs. Oracle inputs may be missing at inference (they are for grading);
-    training (`require_oracles`) needs them.
-
-    A bad row raises its DataError, or, when `errors` is given, is appended there and left out."""
-    types = {
-        item.name: make_optional(item.type) if item.optional or (item.oracle and not require_oracles) else item.type
-        for item in harness.inputs
-    }
-    examples = []
-    for row in load_rows(data, limit=limit, columns=columns, errors=errors):
-        try:
-            examples.append((row.index, coerce_row(row, types, path=data)))
-        except DataError as error:
-            if errors is None:
-                raise
-            errors.append(error)
-    return examples
-
-
-def load_banks(harness: ir.Harness, files: Mapping[str, str], evaluate_entry) -> dict[str, Any]:
-    """Each declared bank, filled from `files` (`--bank NAME=PATH`) or the bank's `file` setting: rows of a
-    data set, turned into entries by the bank's field expressions (`evaluate_entry(bank, row)`)."""
-    from harnessc.runtime.memory_bank import MemoryBank
-
-    unknown = set(files) - {bank.name for bank in harness.banks}
-    if unknown:
-        raise RunError(f"--bank names {', '.join(sorted(unknown))}, which the harness does not declare")
-    banks = {}
-    for bank in harness.banks:
-        memory = MemoryBank(bank.name, search_field=bank.search_field, label_field=bank.label_field)
-        path = files.get(bank.name) or bank.file
-        if path:
-            rows = load_rows(path)
-            memory.add([evaluate_entry(bank, row.values) for row in rows])
-        banks[bank.name] = memory
-    return banks
 
 
 # ---- output --------------------------------------------------------------------------------------------------
@@ -378,21 +327,27 @@ def run(
 ) -> RunSummary:
     """Run a harness over a data set (see the module docstring). `progress(done, total, stats)` is called
     after each engine call and each written chunk."""
-    from harnessc.builtins.registry import load_user_builtins
     from harnessc.engines import check_model
 
     started = time.perf_counter()
     check_model(options.model)
-    registry = load_user_builtins(options.builtins)
-    harness = compile_file(
-        options.harness,
-        registry=registry,
-        purpose="run",
-        overrides=options.overrides,
-        allow_roots=options.allow_roots,
-    ).require()
     data_errors: list[DataError] = []
-    examples = load_examples(harness, options.data, limit=options.limit, columns=options.columns, errors=data_errors)
+    try:
+        setup = set_up_harness(
+            options.harness,
+            purpose="run",
+            overrides=options.overrides,
+            builtins=options.builtins,
+            allow_roots=options.allow_roots,
+            bank_files=options.banks,
+            data=options.data,
+            limit=options.limit,
+            columns=options.columns,
+            data_errors=data_errors,
+        )
+    except UndeclaredBankError as error:
+        raise RunError(str(error)) from None
+    harness, examples = setup.harness, setup.examples
     if not examples and not data_errors:
         why = "--limit 0 selects no rows" if options.limit == 0 else "has no rows"
         raise DataError(options.data, None, None, why)
@@ -414,16 +369,13 @@ def run(
         for replica in range(options.samples)
         if (index, replica) not in done
     ]
-    program = Program(
-        harness,
+    program = setup.program(
         mode="inference",
-        registry=registry,
         seed=options.seed,
         default_max_tokens=options.default_max_tokens,
         student_only=options.student_only,
     )
-    program.banks.update(load_banks(harness, options.banks, program.bank_entry))
-    engine_seconds: Counter[str] = Counter()
+    engine_seconds: defaultdict[str, float] = defaultdict(float)
     generated = 0
     total = (len(examples) + len(data_errors)) * options.samples
     finished = total - len(pending)

@@ -1,17 +1,23 @@
-"""`ophsd eval`: each model of a run (the initial one and checkpoints), with and without its harness.
+"""Scoring models on held-out data: `ophsd eval` after a run, and the trainer's evaluation inside the loop.
 
-Reuses `harnessc run` (harnessc.runtime.runner): records go to RUN_DIR/eval/<model>-<view>.jsonl and are
-resumed, so an interrupted evaluation continues where it stopped. A LoRA checkpoint is merged into a full
-model directory once (RUN_DIR/checkpoints/step-N/merged) because both engines load plain models.
+`ophsd eval` (`evaluate_run`) scores each model of a run (the initial one and checkpoints), with and without
+its harness. It reuses `harnessc run` (harnessc.runtime.runner): records go to RUN_DIR/eval/<model>-<view>.jsonl
+and are resumed, so an interrupted evaluation continues where it stopped. A LoRA checkpoint is merged into a
+full model directory once (RUN_DIR/checkpoints/step-N/merged) because both engines load plain models.
+
+`HeldOutEvaluation` scores the bare student during training, through the trainer's own engine.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+from harnessc.engines.base import Engine
+from harnessc.runtime.harness_setup import Example, HarnessSetup
 from harnessc.runtime.runner import RunOptions, create_run_engine, run
 from ophsd.checkpoint import list_checkpoints
 from ophsd.config import TrainConfig, param_overrides, read_run_config
@@ -50,7 +56,7 @@ def evaluate_run(
                 seed=config.seed,
                 default_max_tokens=config.harness_max_tokens,
             )
-            summary = run(options, lambda options=options: create_run_engine(options))
+            summary = run(options, functools.partial(create_run_engine, options))
             rows.append(
                 {
                     "model": name,
@@ -109,52 +115,27 @@ class HeldOutEvaluation:
     `harness` is true). Records go to OUTPUT/evals/step-NNNNNN-<view>.jsonl, so every number can be read back.
     """
 
-    def __init__(
-        self,
-        harness: Any,
-        config: TrainConfig,
-        rows: list[tuple[int, dict[str, Any]]],
-        *,
-        registry: Any,
-        banks: dict[str, Any],
-        out: Path,
-        max_tokens: int | None,
-    ) -> None:
-        from harnessc.runtime.program import Program
-
+    def __init__(self, setup: HarnessSetup, config: TrainConfig, rows: list[Example], *, out: Path) -> None:
         self.rows = rows
         self.samples = config.eval_samples
         self.out = out / "evals"
-        common = {
+        common: dict[str, Any] = {
             "mode": "inference",
-            "registry": registry,
             "seed": config.seed,
             "default_max_tokens": config.harness_max_tokens,
+            "template_kwargs": config.student_template_kwargs,
         }
-        student = {**({"max_tokens": max_tokens} if max_tokens else {}), "n": 1}
+        student = {"n": 1, **({"max_tokens": config.max_new_tokens} if config.max_new_tokens else {})}
         self.programs = {
-            "student": Program(
-                harness,
-                student_only=True,
-                sampling_overrides={**student, "temperature": 0.0},
-                template_kwargs=config.student_template_kwargs,
-                **common,
-            )
+            "student": setup.program(student_only=True, sampling_overrides={**student, "temperature": 0.0}, **common)
         }
-        if self.samples > 1:
-            self.programs["student-sampled"] = Program(
-                harness,
-                student_only=True,
-                sampling_overrides=student,
-                template_kwargs=config.student_template_kwargs,
-                **common,
-            )
-        if config.eval_harness:
-            self.programs["harness"] = Program(
-                harness, banks=banks, template_kwargs=config.teacher_template_kwargs, **common
-            )
+        if self.samples > 1:  # at the student view's own temperature
+            self.programs["student-sampled"] = setup.program(student_only=True, sampling_overrides=student, **common)
+        if config.eval_harness:  # the harness reads the banks as they have grown
+            common["template_kwargs"] = config.teacher_template_kwargs
+            self.programs["harness"] = setup.program(**common)
 
-    def run(self, engine: Any, step: int) -> dict[str, float | None]:
+    def run(self, engine: Engine, step: int) -> dict[str, float | None]:
         from harnessc.runtime.executor import StageSynchronousExecutor
         from harnessc.runtime.runner import append_records
 

@@ -118,6 +118,8 @@ class Evaluator:
         if any(value is None and not ok for value, ok in zip(arguments, accepts_absent)):
             return None
         builtin = self.registry.get(expr.function)
+        if builtin is None:  # compiled with built-ins this registry does not have
+            raise BuiltinFailure(f"{expr.function}(...) is not a registered built-in")
         try:
             return builtin.function(*arguments)
         except Exception as error:  # a built-in's failure is the example's, never the batch's
