@@ -14,6 +14,14 @@ Four ways in one process, on the same harness, data and engine (generated tokens
   (d) raw          the engine alone on exactly the batches (a) sent, one call per stage: the limit
 
 Ratios a/b, a/c and a/d are printed; all four use the same per-request seeds.
+
+With --fan-out (default harness: self_ask), the fan-out stage's two schedules instead:
+
+  (a) one wave     the executor: every item of every example in one engine call
+  (e) per item     the same executor, but each item of a fan-out sent as its own engine call (what a
+                   harness written as a per-example Python loop over sub-questions does)
+
+    python benchmarks/bench_run.py --fan-out --examples 16 --set decompose_tokens=64 --set sub_tokens=48
 """
 
 from __future__ import annotations
@@ -125,7 +133,11 @@ def main() -> None:
         help="harness parameter overrides (default: plan_tokens=256 solve_tokens=384)",
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--fan-out", action="store_true", help="one wave vs per-item calls (self_ask)")
     args = parser.parse_args()
+    if args.fan_out:
+        fan_out(args)
+        return
 
     from harnessc.engines import create_engine
 
@@ -176,6 +188,65 @@ def main() -> None:
         print(f"{row['way']:<18} {row['tokens']:>8} {row['seconds']:>9.1f} {row['tokens_per_s']:>9.1f}")
     print(f"engine calls: (a) {len(recorder.batches)}, (c) {front.calls}")
     print("  ".join(f"{name} = {value:.2f}" for name, value in ratios.items()))
+
+
+class PerItemExecutor(StageSynchronousExecutor):
+    """The executor, but a fan-out's items go to the engine one request per call (the baseline)."""
+
+    def call_engine(self, work) -> None:
+        plain = [item for item in work if item[0].each is None]
+        if plain:
+            super().call_engine(plain)
+        for stage, state, iteration in (item for item in work if item[0].each is not None):
+            requests = self.program.prepare_requests(stage, state, iteration)
+            if requests:
+                started = time.perf_counter()
+                results = [self.engine.chat([request])[0] for request in requests]
+                self.program.finish_requests(stage, state, results, time.perf_counter() - started)
+
+
+def fan_out(args) -> None:
+    from harnessc.engines import create_engine
+
+    path = args.harness if "--harness" in sys.argv else str(REPO / "harnesses/self_ask.harness")
+    overrides = dict(item.split("=", 1) for item in args.overrides[2:])  # not plan_solve's defaults
+    overrides.setdefault("solve_tokens", "64")
+    harness = compile_file(path, purpose="run", overrides=overrides).require()
+    rows = load_examples(harness, args.data, limit=args.examples)
+    program = Program(harness, seed=0)
+    engine = create_engine(args.engine, args.model)
+    StageSynchronousExecutor(program, engine).run(rows[:2])  # warm-up, not measured
+    results = []
+    for name, runner in (("(a) one wave", StageSynchronousExecutor), ("(e) per item", PerItemExecutor)):
+        recorder = RecordingEngine(engine)
+        records: list = []
+        work = lambda runner=runner, recorder=recorder, records=records: _run_records(  # noqa: E731
+            runner(program, recorder), rows, recorder, records
+        )
+        row = measure(name, work, engine)
+        row["engine_calls"] = len(recorder.batches)
+        fanned = [call for record in records for call in record.calls if call.item is not None]
+        row["items"] = len(fanned)
+        results.append(row)
+    machine = f"{platform.processor() or platform.machine()}, {platform.python_version()}, engine {engine.name}"
+    ratio = results[0]["tokens_per_s"] / results[1]["tokens_per_s"]
+    speedup = results[1]["seconds"] / results[0]["seconds"]
+    if args.json:
+        print(json.dumps({"results": results, "speedup": speedup, "machine": machine, "examples": len(rows)}, indent=2))
+        return
+    print(f"{Path(path).stem}, {len(rows)} examples, {machine}, {overrides}")
+    print(f"{'way':<14} {'calls':>6} {'items':>6} {'tokens':>8} {'seconds':>9} {'tokens/s':>9}")
+    for row in results:
+        print(
+            f"{row['way']:<14} {row['engine_calls']:>6} {row['items']:>6} {row['tokens']:>8} "
+            f"{row['seconds']:>9.1f} {row['tokens_per_s']:>9.1f}"
+        )
+    print(f"a/e tokens/s = {ratio:.2f}, wall-clock speed-up = {speedup:.2f}")
+
+
+def _run_records(runner, rows, counter, records: list) -> int:
+    records += runner.run(rows)
+    return counter.tokens
 
 
 def _run(runner, rows, counter) -> int:

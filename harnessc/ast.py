@@ -326,12 +326,23 @@ class Body:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FanOut:
+    """`for NAME in ITERABLE max BOUND` after a stage's name: one generation per item of a list."""
+
+    variable: Identifier
+    iterable: Expr
+    bound: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LlmStage:
     name: Identifier
     guard: Expr | None
     body: Body
     otherwise: Body | None
     span: Span
+    each: FanOut | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

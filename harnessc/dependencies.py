@@ -17,7 +17,8 @@ STAGE_KINDS = ("stage", "loop")
 def own_nodes(stage: ir.Stage) -> tuple:
     """The parts of a stage that it evaluates itself (a loop's inner stages are separate stages)."""
     if isinstance(stage, ir.LlmStage):
-        return tuple(item for item in (stage.guard, stage.prompt, stage.fallback) if item is not None)
+        parts = (stage.each.iterable if stage.each is not None else None, stage.guard, stage.prompt, stage.fallback)
+        return tuple(item for item in parts if item is not None)
     if isinstance(stage, ir.LetStage):
         return (stage.value,)
     return (stage.initial, stage.next, *[step for step in stage.steps if isinstance(step, ir.Until)])

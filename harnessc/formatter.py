@@ -321,8 +321,17 @@ _LINE_ITEMS: dict[str, Callable[[Tree], str]] = {
 
 
 def _llm_stage(p: _Printer, n: Tree, indent: str) -> None:
-    name, guard, body, else_body = n.children
+    name, fan_out, guard, body, else_body = n.children
     header = f"llm {_tok(name)}"
+    if fan_out is not None:  # `for ITEM in LIST [max N]`: one call per item
+        assert isinstance(fan_out, Tree)
+        if p.multiline(fan_out.meta.start_pos, fan_out.meta.end_pos):
+            raise FormatError(f"line {fan_out.meta.line}: a fan-out over several lines is not formatted yet")
+        item, items, bound = fan_out.children
+        header += f" for {_tok(item)} in {fmt_expr(items)}"
+        if bound is not None:
+            assert isinstance(bound, Tree)
+            header += f" max {fmt_expr(bound.children[0])}"
     if guard is not None:
         assert isinstance(guard, Tree)
         if p.multiline(guard.meta.start_pos, guard.meta.end_pos):

@@ -45,7 +45,11 @@ def build_graph(harness: ir.Harness) -> GraphModel:
         nodes.append(GraphNode(bank.name, f"bank {bank.name}", "bank"))
     for stage in harness.stages:
         nodes.append(_stage_node(stage))
-        edges += _read_edges(stage.name, _stage_reads(stage))
+        fanned: list[str] = []
+        if isinstance(stage, ir.LlmStage) and stage.each is not None:  # the list fanned out over
+            fanned = [name for name in referenced_names([stage.each.iterable], _READ_KINDS) if name != stage.loop]
+            edges += [GraphEdge(source, stage.name, "for each") for source in fanned if source != stage.name]
+        edges += _read_edges(stage.name, [name for name in _stage_reads(stage) if name not in fanned])
     for name, node in _view_roots(harness):
         nodes.append(GraphNode(name, name, "output" if name in ("output", "grade", "student_output") else "view"))
         edges += _read_edges(name, referenced_names([node], _READ_KINDS))
@@ -64,6 +68,10 @@ def _stage_node(stage: ir.Stage) -> GraphNode:
     label = f"{kind} {stage.name}: {stage.type}"
     if isinstance(stage, ir.LlmStage) and stage.guard is not None:
         label += " (guarded)" if stage.fallback is None else " (guarded, with fallback)"
+    if isinstance(stage, ir.LlmStage) and stage.each is not None:
+        bound = stage.each.max_items
+        limit = f", max {bound.value}" if isinstance(bound, ir.Literal) else ""
+        label += f" (for each {stage.each.variable}{limit})"
     parent = None if isinstance(stage, ir.LoopStage) else stage.loop
     return GraphNode(stage.name, label, kind, parent)
 

@@ -272,9 +272,21 @@ class Prompt:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FanOut:
+    """A fan-out: the stage's prompt is rendered once per item of `iterable` (a list), with the item bound
+    to the local `variable`; at most `max_items` items (a constant: a literal or a `param`)."""
+
+    variable: str
+    iterable: Expr
+    max_items: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LlmStage:
     """A generation. With a `guard`, it runs only when the guard holds; otherwise the `fallback` prompt
-    runs if there is one, and else the stage is absent."""
+    runs if there is one, and else the stage is absent. With `each` (a fan-out), one generation per item
+    of a list, and the stage's value is the list of their values, in order."""
 
     name: str
     prompt: Prompt
@@ -284,6 +296,7 @@ class LlmStage:
     type: Type
     name_span: Span
     span: Span
+    each: FanOut | None = dataclasses.field(default=None, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -22,6 +22,7 @@ MAX_INT_DIGITS = len(str(MAX_INT))  # a longer literal is out of range without c
 MAX_SAMPLES: int = SAMPLING["n"].limit or 0  # `n`: 1,024
 MAX_TOKENS: int = SAMPLING["max_tokens"].limit or 0  # `max_tokens`: 1,048,576, the longest context windows
 MAX_ITERATIONS = 1000  # a loop's `max`
+MAX_FAN_OUT = 1024  # a fan-out's `max` (items per example)
 # What the uses of snippets expand to, summed over the whole harness: characters of text (what prompts
 # and the compiled IR hold), and template pieces (texts, placeholders, blocks and the nodes of their
 # expressions: the work of every later pass is proportional to these).

@@ -282,8 +282,14 @@ class _ToAst:
         return children[0]
 
     def llm_stage(self, meta, children):
-        name, guard, body, otherwise = children
-        return ast.LlmStage(name=self._id(name), guard=guard, body=body, otherwise=otherwise, span=self._span(meta))
+        name, each, guard, body, otherwise = children
+        return ast.LlmStage(
+            name=self._id(name), guard=guard, body=body, otherwise=otherwise, each=each, span=self._span(meta)
+        )
+
+    def fan_out(self, meta, children):
+        variable, iterable, bound = children
+        return ast.FanOut(variable=self._id(variable), iterable=iterable, bound=bound, span=self._span(meta))
 
     def let_stage(self, meta, children):
         name, value = children

@@ -65,6 +65,8 @@ LOCATIONS = {
     "loop-order": (11, 7),  # `critique`
     "unbounded-loop": (10, 6),  # the loop's name
     "loop-without-next": (10, 6),  # the loop's name
+    "unbounded-fan-out": (12, 13),  # `for q in subs`
+    "fan-out-bound": (5, 23),  # the list literal
     "empty-prompt": (5, 5),  # the stage's name
     "message-order": (7, 3),  # the late `system`
     "invalid-option-value": (7, 9),  # `1.5`
@@ -84,6 +86,7 @@ LOCATIONS = {
     "invalid-override": (1, 1),  # `sample=4` on the command line
     "unused-stage": (5, 5),  # `plan`
     "bank-file-not-found": (10, 8),  # the path after `file`
+    "empty-fan-out": (5, 22),  # `[]`
     "teacher-equals-student": (11, 1),  # `teacher {`
     "thinking-mismatch": (17, 5),
     "constraint-reads-differently": (7, 9),  # the regex literal

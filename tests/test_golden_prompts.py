@@ -64,6 +64,7 @@ CASES = [
     Case("harnesses/draft_verify.harness", "examples/data/classify.jsonl", {"cases": CLASSIFY_BANK}),
     Case("harnesses/opsd.harness", "examples/data/math.jsonl"),
     Case("harnesses/plan_solve.harness", "examples/data/math.jsonl"),
+    Case("harnesses/self_ask.harness", "examples/data/math.jsonl"),
     Case("harnesses/self_consistency.harness", "examples/data/math.jsonl"),
     Case(
         "harnesses/similar_cases.harness",
@@ -97,6 +98,10 @@ def scripted_reply(request: ChatRequest, sample: int) -> str:
         return ["Total 34. \\boxed{34}", "Total 34. \\boxed{34}", "Total 35. \\boxed{35}"][sample % 3]
     if system.startswith("You are an expert mathematician. Put") and last.startswith("Problem:") and "\n" not in last:
         return "24 + 10 = 33. \\boxed{33}"  # critique_revise's draft (a flawed one)
+    if "simpler sub-questions" in system:  # self_ask's decomposition: two sub-questions to fan out over
+        return "What is the first quantity?\nWhat is the second quantity?"
+    if "Answer the sub-question" in system:  # self_ask's fan-out: one answer per sub-question
+        return "It is " + last.rsplit("the ", 1)[-1].rstrip("?") + ": 24."
     if "\\boxed{}" in system + last:  # every other math prompt
         return "Step by step: 3 x 8 = 24, 24 + 10 = 34. \\boxed{34}"
     if "You previously judged" in last:  # draft_verify's verification revises the draft label
@@ -190,6 +195,7 @@ def render_run(case: Case, records: list[ExampleRecord], log: list[tuple[ChatReq
         lines += ["", f"=== row {record.index}: {json.dumps(record.inputs, ensure_ascii=False, sort_keys=True)}"]
         for call in record.calls:
             title = f"--- {call.stage}" + (f" (iteration {call.iteration})" if call.iteration else "")
+            title += f" (item {call.item})" if call.item is not None else ""
             if call.skipped:
                 lines += ["", title + ": skipped"]
                 continue

@@ -22,3 +22,14 @@ def test_mypy() -> None:
     # the packages named in [tool.mypy] files (its incremental cache keeps a second run fast)
     result = subprocess.run([sys.executable, "-m", "mypy"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_module_is_over_600_lines() -> None:
+    # a module that grows past this has more than one job: split it along its seams
+    long = {
+        str(path.relative_to(REPO)): lines
+        for package in ("harnessc", "ophsd")
+        for path in (REPO / package).rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > 600
+    }
+    assert not long, long

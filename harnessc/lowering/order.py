@@ -105,6 +105,11 @@ class _StageGraph:
         if task.loop_end:
             assert isinstance(node, ast.LoopStage)
             return [Task(task.name), *self._loop_end_dependencies(node)]
+        if isinstance(node, ast.LlmStage) and node.each is not None:
+            # A fan-out reads its list, then its guard and messages with the item's variable bound.
+            each = node.each
+            inside = self._stages_read(_STAGE_READS[type(node)](self.ctx, node), frozenset({each.variable.name}))
+            return [Task(name) for name in dict.fromkeys([*self._stages_read([each.iterable]), *inside])]
         return [Task(name) for name in self._stages_read(_STAGE_READS[type(node)](self.ctx, node))]
 
     def _loop_end_dependencies(self, node: ast.LoopStage) -> Iterator[Task]:
@@ -118,11 +123,12 @@ class _StageGraph:
         nexts = [item.value for item in node.items if isinstance(item, ast.Next)][:1]
         yield from (Task(name) for name in self._stages_read(nexts))
 
-    def _stages_read(self, nodes: Iterable[ast.Expr]) -> list[str]:
-        """The stages lowering `nodes` reads, in first-read order, through the snippets they fill in."""
+    def _stages_read(self, nodes: Iterable[ast.Expr], local: frozenset[str] = frozenset()) -> list[str]:
+        """The stages lowering `nodes` reads, in first-read order, through the snippets they fill in; the
+        names in `local` are locals there (a fan-out's variable)."""
         kind_of = self.ctx.kind_of
         found: dict[str, None] = {}
-        for name, bound in _reads(self.ctx, nodes, frozenset()):
+        for name, bound in _reads(self.ctx, nodes, local):
             if kind_of(name) == "snippet":
                 found.update((item, None) for item in self._snippet_stages(name) if item not in bound)
             elif kind_of(name) in STAGE_KINDS:

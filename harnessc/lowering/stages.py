@@ -14,10 +14,10 @@ from harnessc import ast, ir
 from harnessc.diagnostics import Label
 from harnessc.lowering.context import LoweringContext, Scope
 from harnessc.lowering.declarations import is_declared
-from harnessc.lowering.expressions import lower_condition
+from harnessc.lowering.expressions import item_type, lower_condition
 from harnessc.lowering.prompts import lower_prompt
 from harnessc.lowering.type_expressions import expect_type
-from harnessc.types import ANY, INT, TEXT, ListOf, Type, make_optional, strip_optional
+from harnessc.types import ANY, INT, TEXT, ListOf, Optional_, Type, make_optional, strip_optional
 
 
 def lower_stage(ctx: LoweringContext, name: str) -> None:
@@ -33,11 +33,18 @@ def _record(ctx: LoweringContext, stage: ir.Stage) -> None:
 
 def _lower_llm(ctx: LoweringContext, node: ast.LlmStage, loop: str | None) -> None:
     scope = Scope("stage", loop=loop)
-    guard = lower_condition(ctx, node.guard, scope) if node.guard is not None else None
+    each = _lower_fan_out(ctx, node.each, scope) if node.each is not None else None
+    guard = lower_condition(ctx, node.guard, scope) if node.guard is not None else None  # once, not per item
+    if each is not None:
+        scope = scope.bind(each.variable, _item_type(each))
     prompt = lower_prompt(ctx, node.body, scope)
     fallback = lower_prompt(ctx, node.otherwise, scope) if node.otherwise is not None else None
     # Any `n` makes the value a list, so the type does not depend on a parameter's current value.
     typ: Type = ListOf(TEXT) if prompt.option("n") is not None else TEXT
+    if each is not None:
+        typ = ListOf(typ)  # one value per item, in order
+        if isinstance(each.iterable.type, Optional_):
+            typ = make_optional(typ)  # an absent list: an absent value
     if guard is not None and fallback is None:
         typ = make_optional(typ)
     stage = ir.LlmStage(
@@ -49,8 +56,66 @@ def _lower_llm(ctx: LoweringContext, node: ast.LlmStage, loop: str | None) -> No
         type=typ,
         name_span=node.name.span,
         span=node.span,
+        each=each,
     )
     _record(ctx, stage)
+
+
+def _item_type(each: ir.FanOut) -> Type:
+    base = strip_optional(each.iterable.type)
+    return base.item if isinstance(base, ListOf) else ANY
+
+
+def _lower_fan_out(ctx: LoweringContext, node: ast.FanOut, scope: Scope) -> ir.FanOut:
+    """`for x in xs max N`: the list (checked to be one) and the bound (a constant int, at least 1, and at
+    least the length of a list literal; a literal `[]` never calls the model)."""
+    iterable = ctx.lower_expr(node.iterable, scope)
+    item_type(ctx, iterable, "a fan-out iterates over")
+    length = _literal_length(iterable)
+    if node.bound is None:
+        ctx.error(
+            "unbounded-fan-out",
+            f"fan-out over `{ctx.source_text(node.iterable.span)}` has no bound",
+            node.span,
+            "one generation per item, and no limit on the items",
+            (f"add `max N` after the list: `for {node.variable.name} in {ctx.source_text(node.iterable.span)} max 4`",),
+        )
+        bound: ir.Expr = ir.Literal(value=None, type=ANY, span=node.span)
+    else:
+        bound = ctx.lower_expr(node.bound, Scope("option"))
+        expect_type(ctx, bound, INT, "a fan-out's bound")
+        if isinstance(bound, ir.Literal) and isinstance(bound.value, int) and bound.value < 1:
+            ctx.error(
+                "fan-out-bound",
+                f"a fan-out's bound must be at least 1, not {bound.value}",
+                bound.span,
+                "no item could ever run",
+            )
+        elif length is not None and isinstance(bound, ir.Literal) and isinstance(bound.value, int):
+            if length > bound.value:
+                ctx.error(
+                    "fan-out-bound",
+                    f"this list has {length} items, more than the fan-out's bound ({bound.value})",
+                    iterable.span,
+                    f"{length} items",
+                    (f"raise the bound to `max {length}`, or shorten the list",),
+                )
+    if length == 0:
+        ctx.error(
+            "empty-fan-out",
+            "this fan-out's list is always empty: the stage never calls the model",
+            iterable.span,
+            "an empty list",
+            ("its value is always `[]`; fan out over a list that a stage or input computes",),
+        )
+    return ir.FanOut(variable=node.variable.name, iterable=iterable, max_items=bound, span=node.span)
+
+
+def _literal_length(value: ir.Expr) -> int | None:
+    """The number of items of a list literal (lowered to a constant, or to a list of expressions)."""
+    if isinstance(value, ir.Literal) and isinstance(value.value, tuple):
+        return len(value.value)
+    return len(value.items) if isinstance(value, ir.ListExpr) else None
 
 
 def _lower_let(ctx: LoweringContext, node: ast.LetStage, loop: str | None) -> None:

@@ -47,6 +47,16 @@ def _check_teacher_source(ctx: LoweringContext, name: ast.Identifier) -> None:
             "not an LLM stage",
             ("the teacher sees the rendered messages of an `llm` stage, or of an explicit `teacher { ... }`",),
         )
+    else:
+        node = ctx.declarations[name.name].node
+        if isinstance(node, ast.LlmStage) and node.each is not None:
+            ctx.error(
+                "teacher-not-llm",
+                f"the teacher context must come from one prompt, and fan-out `{name.name}` has one per item",
+                name.span,
+                "a fan-out",
+                ("name the stage that reads its answers, or write an explicit `teacher { ... }`",),
+            )
 
 
 def lower_result(

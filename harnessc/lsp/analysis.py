@@ -21,8 +21,9 @@ from pathlib import Path
 from harnessc import ir
 from harnessc.builtins.registry import Builtin, Registry
 from harnessc.compiler import Compilation
-from harnessc.lsp.outline import Declaration, Occurrence, Outline, outline
+from harnessc.lsp.outline import Declaration, Occurrence, Outline
 from harnessc.lsp.positions import LineIndex
+from harnessc.lsp.reader import outline
 from harnessc.options import OPTIONS, ROLES
 from harnessc.reading import Roots, read_import
 from harnessc.types import Bank, ListOf, Optional_, Record, Type, TypeSyntaxError, parse_type

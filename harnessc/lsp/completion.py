@@ -26,16 +26,8 @@ from lsprotocol import types
 from harnessc.lsp.analysis import Analysis, Target
 from harnessc.lsp.diagnostics import lsp_range
 from harnessc.lsp.hover import BANK_SETTINGS, FLAGS, KEYWORDS, ROLE_DOCS, TYPES
-from harnessc.lsp.outline import (
-    DECLARATION_WORDS,
-    NAME,
-    PUNCT,
-    VIEW_WORDS,
-    Outline,
-    Placeholder,
-    Slot,
-    StringInfo,
-)
+from harnessc.lsp.outline import Outline, Slot, StringInfo
+from harnessc.lsp.tokens import DECLARATION_WORDS, NAME, PUNCT, VIEW_WORDS, Placeholder
 from harnessc.options import OPTIONS
 from harnessc.types import BOOL, Optional_, Type, unify
 

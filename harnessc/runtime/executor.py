@@ -115,25 +115,33 @@ class StageSynchronousExecutor:
         if isinstance(stage, ir.LetStage):
             for state in live:
                 self.program.run_let(stage, state)
-        else:
+        elif isinstance(stage, ir.LlmStage):
             self.call_engine([(stage, state, iteration) for state in live])
         return live
 
     def call_engine(self, work: list[tuple[ir.LlmStage, ExampleState, int]]) -> None:
-        """Render every (stage, example) request and send them all as one engine call."""
+        """Render every (stage, example) request, every item of a fan-out included, and send them all as
+        one engine call."""
         pending: list[tuple[ir.LlmStage, ExampleState, ChatRequest]] = []
+        prepared: list[tuple[ir.LlmStage, ExampleState, int]] = []  # (stage, example, its request count)
         for stage, state, iteration in work:
-            request = self.program.prepare_llm(stage, state, iteration)
-            if request is not None:
-                pending.append((stage, state, request))
+            requests = self.program.prepare_requests(stage, state, iteration)
+            if requests:
+                prepared.append((stage, state, len(requests)))
+                pending += [(stage, state, request) for request in requests]
         if not pending:
             return
-        pending.sort(key=lambda item: prefix_key(item[2]))
+        order = sorted(range(len(pending)), key=lambda position: prefix_key(pending[position][2]))
         started = time.perf_counter()
-        results = self.engine.chat([request for _, _, request in pending])
+        answers = self.engine.chat([pending[position][2] for position in order])
         seconds = time.perf_counter() - started
-        for (stage, state, _), completions in zip(pending, results):
-            self.program.finish_llm(stage, state, completions, seconds)
+        results: list[list[Completion]] = [[] for _ in pending]
+        for position, completions in zip(order, answers):
+            results[position] = completions
+        start = 0
+        for stage, state, count in prepared:
+            self.program.finish_requests(stage, state, results[start : start + count], seconds)
+            start += count
         self.report(pending, results, seconds)
 
     def report(self, pending: list, results: list[list[Completion]], seconds: float) -> None:

@@ -39,12 +39,12 @@ class PerExampleInterpreter:
         if isinstance(stage, ir.LetStage):
             self.program.run_let(stage, state)
             return
-        request = self.program.prepare_llm(stage, state, iteration)
-        if request is None:
+        requests = self.program.prepare_requests(stage, state, iteration)
+        if not requests:
             return
         started = time.perf_counter()
-        completions = self.engine.chat([request])[0]
-        self.program.finish_llm(stage, state, completions, time.perf_counter() - started)
+        results = [self.engine.chat([request])[0] for request in requests]  # one call per item of a fan-out
+        self.program.finish_requests(stage, state, results, time.perf_counter() - started)
 
     def run_loop(self, loop: ir.LoopStage, state: ExampleState) -> None:
         program = self.program

@@ -52,6 +52,8 @@ class ExampleState:
     failures: list[Failure] = field(default_factory=list)
     prompts: dict[str, Sent] = field(default_factory=dict)  # stage -> its latest request
     loops_done: set[str] = field(default_factory=set)
+    # fan-out stage -> (its requests in flight, iteration)
+    fan_outs: dict[str, list[Sent]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
     def fail(self, stage: str, reason: str, message: str) -> None:
@@ -184,10 +186,19 @@ class Program:
         state.prompts[stage.name] = Sent(request, iteration, cut)
         return request
 
-    def request(self, prompt: ir.Prompt, state: ExampleState, stage: str, iteration: int) -> ChatRequest:
+    def request(
+        self,
+        prompt: ir.Prompt,
+        state: ExampleState,
+        stage: str,
+        iteration: int,
+        local: Mapping[str, Any] | None = None,
+    ) -> ChatRequest:
+        """`local`: the locals the messages see (a fan-out's item)."""
         values = state.values
         messages = tuple(
-            ChatMessage(message.role, self.evaluator.render(message.template, values)) for message in prompt.messages
+            ChatMessage(message.role, self.evaluator.render(message.template, values, local))
+            for message in prompt.messages
         )
         options = {option.name: self.evaluator.evaluate(option.value, values) for option in prompt.options}
         seed = self.request_seed(options.get("seed"), state, stage, iteration)
@@ -231,6 +242,86 @@ class Program:
         else:
             state.values[stage.name] = None
             state.fail(stage.name, "constraint-unmet", next(problem for problem in unmet if problem))
+
+    # ---- any LLM stage: one request, or one per item of a fan-out -------------------------------------------------
+
+    def prepare_requests(self, stage: ir.LlmStage, state: ExampleState, iteration: int = 0) -> list[ChatRequest]:
+        """The requests this stage sends for this example: one (none if it does not run), or for a fan-out
+        one per item of its list, in order (none for an empty list, whose value is `[]`, or a list longer
+        than the bound, a failure of the example)."""
+        if stage.each is None:
+            request = self.prepare_llm(stage, state, iteration)
+            return [] if request is None else [request]
+        each = stage.each
+        try:
+            prompt: ir.Prompt | None = stage.prompt
+            if stage.guard is not None and not self.evaluator.condition(stage.guard, state.values):
+                prompt = stage.fallback
+            items = None if prompt is None else self.evaluator.evaluate(each.iterable, state.values)
+            if items is None:  # the guard failed without a fallback, or the list is absent
+                state.values[stage.name] = None
+                state.calls.append(StageCall(stage=stage.name, iteration=iteration, skipped=True))
+                return []
+            assert prompt is not None
+            bound = int(self.evaluator.evaluate(each.max_items, state.values))
+            if len(items) > bound:
+                state.values[stage.name] = None
+                state.fail(
+                    stage.name,
+                    "fan-out-too-long",
+                    f"the list has {len(items)} items, more than the fan-out's bound ({bound})",
+                )
+                return []
+            requests = [
+                self.request(prompt, state, f"{stage.name}[{position}]", iteration, {each.variable: item})
+                for position, item in enumerate(items)
+            ]
+        except EvaluationError as error:
+            state.values[stage.name] = None
+            state.fail(stage.name, error.reason, str(error))
+            return []
+        if not requests:
+            state.values[stage.name] = ()
+        sent = [Sent(request, iteration) for request in requests]
+        if self.fit_prompt is not None:
+            fitted = [self.fit_prompt(request) for request in requests]
+            sent = [Sent(request, iteration, cut) for request, cut in fitted]
+        state.fan_outs[stage.name] = sent
+        return [item.request for item in sent]
+
+    def finish_requests(
+        self,
+        stage: ir.LlmStage,
+        state: ExampleState,
+        results: Sequence[Sequence[Completion]],
+        seconds: float = 0.0,
+    ) -> None:
+        """Record what came back for the requests `prepare_requests` made, in their order."""
+        if stage.each is None:
+            self.finish_llm(stage, state, results[0], seconds)
+            return
+        values: list[Any] = []
+        errors: list[str] = []
+        for position, (sent, completions) in enumerate(zip(state.fan_outs.pop(stage.name), results)):
+            call = StageCall.from_completions(
+                stage.name,
+                sent.iteration,
+                sent.request,
+                completions,
+                seconds,
+                item=position,
+                token_ids=self.token_ids,
+                prompt_cut=sent.cut,
+            )
+            state.calls.append(call)
+            errors += [c.error or "engine error" for c in completions if c.finish_reason == "error"]
+            many = stage.prompt.option("n") is not None
+            values.append(tuple(c.text for c in completions) if many else completions[0].text)
+        if errors:
+            state.values[stage.name] = None
+            state.fail(stage.name, "engine-error", errors[0])
+        else:
+            state.values[stage.name] = tuple(values)
 
     # ---- deterministic stages and loops --------------------------------------------------------------------------
 

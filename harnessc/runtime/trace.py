@@ -35,6 +35,7 @@ class StageCall(_Model):
 
     stage: str
     iteration: int = 0
+    item: int | None = None  # a fan-out's item (its position in the list); None for other stages
     skipped: bool = False
     messages: tuple[ChatMessage, ...] = ()
     template_kwargs: dict[str, Any] = {}
@@ -50,6 +51,7 @@ class StageCall(_Model):
         request: ChatRequest,
         completions: Sequence[Completion],
         seconds: float,
+        item: int | None = None,
         *,
         token_ids: bool = False,
         prompt_cut: bool = False,
@@ -58,6 +60,7 @@ class StageCall(_Model):
         return StageCall(
             stage=stage,
             iteration=iteration,
+            item=item,
             messages=request.messages,
             template_kwargs=dict(request.template_kwargs),
             prompt_tokens=completions[0].prompt_token_count if completions else 0,
