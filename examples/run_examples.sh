@@ -27,3 +27,6 @@ run harnesses/draft_verify.harness --data examples/data/classify.jsonl --out run
 # similar cases (answer-first tickets): the five most similar solved tickets as few-shot turns, their vote as a hint
 run harnesses/similar_cases.harness --data examples/data/tickets_test.jsonl --out runs/examples/similar_cases.jsonl \
     --bank cases=examples/data/tickets_bank.jsonl
+# self-ask: decompose into sub-questions, answer each (all of them in one engine call), compose
+run harnesses/self_ask.harness --data examples/data/math.jsonl --out runs/examples/self_ask.jsonl \
+    --set decompose_tokens=256 --set sub_tokens=256 --set solve_tokens=384
