@@ -11,6 +11,7 @@ Running in process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, set unless the caller ch
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -29,6 +30,20 @@ __all__ = ["VllmEngine"]
 
 # vLLM's CPU backend reserves this many GiB for the KV cache; its default (4) is a lot on a small machine.
 _CPU_KV_CACHE_GIB = "1"
+# vLLM's layer-wise weight reload warns "<Layer>: Failed to load weights" for every layer the pushed state
+# dict has no tensor for. A rotary embedding has none (its cos/sin cache is computed from the config, and
+# transformers keeps `inv_freq` out of the state dict), and vLLM then puts the layer's own cache back
+# (vllm/model_executor/model_loader/reload/layerwise.py): the warning is harmless there and is dropped.
+# For any other layer it would mean weights that did not arrive, and it is kept.
+_RELOAD_LOGGER = "vllm.model_executor.model_loader.reload.layerwise"
+
+
+def _harmless_reload_warning(record: logging.LogRecord) -> bool:
+    """A logging filter: False (drop) for the reload warning of a rotary-embedding layer."""
+    if record.msg != "%s: Failed to load weights" or not record.args:
+        return True
+    layer = record.args[0] if isinstance(record.args, tuple) else None
+    return not (isinstance(layer, str) and "RotaryEmbedding" in layer)
 
 
 class VllmEngine:
@@ -136,7 +151,12 @@ class VllmEngine:
         blocks were computed with the old weights, hence the cache reset.
         """
         weights = [(name, tensor.detach()) for name, tensor in state_dict.items()]
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        reload_log = logging.getLogger(_RELOAD_LOGGER)
+        reload_log.addFilter(_harmless_reload_warning)
+        try:
+            self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights})
+        finally:
+            reload_log.removeFilter(_harmless_reload_warning)
         self.llm.reset_prefix_cache()
 
     def _enqueue(self, request: ChatRequest, prompt: list[int]) -> str | None:
