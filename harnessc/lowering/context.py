@@ -107,6 +107,21 @@ class LoweringContext:
     def lower_expr(self, node: ast.Expr, scope: Scope) -> ir.Expr:
         return self.expressions[type(node)](self, node, scope)
 
+    def lower_constant(self, node: ast.Expr) -> ir.Expr:
+        """An option's value or a `max` bound: a literal or a `param` (or a list of them), so that it is
+        known before the run and its range is checked after `--set` overrides. Anything computed is
+        `not-constant` (a computed value would skip those checks)."""
+        value = self.lower_expr(node, Scope("option"))
+        if not _is_constant(value):
+            self.error(
+                "not-constant",
+                "an option's value or a bound must be a constant",
+                node.span,
+                "computed",
+                ("write a literal or a `param` (a `param` default and `--set` hold the value to use)",),
+            )
+        return value
+
     def error(
         self,
         code: str,
@@ -135,3 +150,10 @@ class LoweringContext:
 
 def article(words: str) -> str:
     return ("an " if words[0] in "aeiouAEIOU" or words.startswith("LLM") else "a ") + words
+
+
+def _is_constant(value: ir.Expr) -> bool:
+    if isinstance(value, ir.ListExpr):
+        return all(_is_constant(item) for item in value.items)
+    # a name that is not a constant is reported where it is lowered, with its type `any`
+    return isinstance(value, (ir.Literal, ir.TemplateExpr)) or isinstance(value, ir.Ref) or value.type == ANY

@@ -25,7 +25,7 @@ def lower_prompt(ctx: LoweringContext, body: ast.Body, scope: Scope, span: Span 
             template = _lower_message(ctx, setting.value, scope)
             messages.append(ir.Message(role=cast(ir.Role, key), template=template, span=setting.span))
         elif key in OPTIONS:
-            option = lower_option(setting, lambda raw: ctx.lower_expr(raw, Scope("option")), ctx.error)
+            option = lower_option(setting, ctx.lower_constant, ctx.error)
             if option is not None:
                 options.append(option)
         else:

@@ -82,7 +82,7 @@ def _lower_fan_out(ctx: LoweringContext, node: ast.FanOut, scope: Scope) -> ir.F
         )
         bound: ir.Expr = ir.Literal(value=None, type=ANY, span=node.span)
     else:
-        bound = ctx.lower_expr(node.bound, Scope("option"))
+        bound = ctx.lower_constant(node.bound)
         expect_type(ctx, bound, INT, "a fan-out's bound")
         if isinstance(bound, ir.Literal) and isinstance(bound.value, int) and bound.value < 1:
             ctx.error(
@@ -189,7 +189,7 @@ def _loop_bound(ctx: LoweringContext, node: ast.LoopStage) -> ir.Expr:
             (f"add `max N` after the initial value: `{example}`",),
         )
         return ir.Literal(value=None, type=ANY, span=node.name.span)
-    bound = ctx.lower_expr(node.bound, Scope("option"))
+    bound = ctx.lower_constant(node.bound)
     expect_type(ctx, bound, INT, "a loop's bound")
     return bound
 
