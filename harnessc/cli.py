@@ -77,7 +77,8 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             print(f"harnessc fmt: {name}: {error}", file=sys.stderr)
             failed = True
             continue
-        if path == "-" and not args.check:
+        writes = not (args.check or args.diff)  # --check and --diff change nothing
+        if path == "-" and writes:
             sys.stdout.write(formatted)
             continue
         if formatted == text:
@@ -91,7 +92,7 @@ def cmd_fmt(args: argparse.Namespace) -> int:
             )
         if args.check:
             print(f"would reformat {name}", file=sys.stderr)
-        else:
+        elif writes:
             with open(path, "w", encoding="utf-8") as file:
                 file.write(formatted)
             print(f"reformatted {name}", file=sys.stderr)
@@ -252,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fmt.add_argument("files", nargs="+", metavar="FILE")
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 listing the files that would change")
-    fmt.add_argument("--diff", action="store_true", help="print a unified diff of each change")
+    fmt.add_argument("--diff", action="store_true", help="print a unified diff of each change; change nothing")
     fmt.set_defaults(handler=cmd_fmt)
 
     graph = commands.add_parser("graph", help="draw the stage graph", description="Draw the stage graph.")

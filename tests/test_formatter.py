@@ -190,6 +190,11 @@ def test_cli_rewrites_checks_and_diffs(tmp_path, capsys, monkeypatch) -> None:
     captured = capsys.readouterr()
     assert "would reformat" in captured.err and "+let x = f(1)" in captured.out
     assert path.read_text() == "let x=f( 1 )\n"
+    assert harnessc_main(["fmt", "--diff", str(path)]) == 0  # a diff alone changes nothing either
+    assert "+let x = f(1)" in capsys.readouterr().out and path.read_text() == "let x=f( 1 )\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO("output  =  a\n"))
+    assert harnessc_main(["fmt", "--diff", "-"]) == 0
+    assert "+output = a" in capsys.readouterr().out
     assert harnessc_main(["fmt", str(path)]) == 0
     assert path.read_text() == "let x = f(1)\n"
     assert harnessc_main(["fmt", "--check", str(path)]) == 0
