@@ -103,7 +103,7 @@ def _check_choice_budget(
 ) -> Iterator[Diagnostic]:
     """Each word is at least one token (tokenizers split at spaces before merging), so a choice of k words
     cannot be written in fewer than k tokens: with a smaller `max_tokens` it is always cut short."""
-    budget = next((o for o in prompt.options if o.name == "max_tokens"), None)
+    budget = prompt.option("max_tokens")
     max_tokens = constant_value(budget.value, harness) if budget is not None else None
     longest = max((str(choice) for choice in choices), key=lambda choice: len(choice.split()))
     words = len(longest.split())
