@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from harnessc.cli_support import EXIT_ERRORS, EXIT_OK, run_command
+from harnessc.console import JobConsole, install_note_handler, phase
 from ophsd import __version__
+from ophsd.summary import step_fields, train_summary
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -38,18 +40,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     output = Path(config.output)
     if output.exists() and not output.is_dir():
         raise ConfigError([f"output: {output} is a file, not a run directory"])
-    check_model(config.model)  # before the harness and data load: a wrong path fails at once
-    from ophsd.trainer import Trainer  # torch: only once the settings are known to be usable
+    # Under a launcher, the other processes write their own log and show nothing: one display per run.
+    rank = int(os.environ.get("RANK", "0"))
+    log = output / "logs" / ("train.log" if rank == 0 else f"train.rank{rank}.log")
+    quiet = open(os.devnull, "w") if rank else None  # noqa: SIM115 (closed below)
+    with JobConsole("ophsd train", log_file=log, verbose=args.verbose, stream=quiet) as console:
+        phase("checking the model")
+        check_model(config.model)  # before the harness and data load: a wrong path fails at once
+        from ophsd.trainer import Trainer  # torch: only once the settings are known to be usable
 
-    if args.resume:
-        _check_fingerprints(config)
-    trainer = Trainer(config, resume=args.resume)
-    if not args.resume:
-        _write_fingerprints(config)
-    with _LiveView(config.max_steps, start=trainer.step) as view:
-        trainer.train(progress=view.update)
-    print(f"trained {config.max_steps} steps -> {config.output} (metrics.jsonl, checkpoints/)")
+        if args.resume:
+            _check_fingerprints(config)
+        trainer = Trainer(config, resume=args.resume)
+        if not args.resume:
+            _write_fingerprints(config)
+        console.start(config.max_steps, completed=trainer.step)
+        trainer.train(progress=lambda metrics: console.advance(metrics["step"], step_fields(metrics)))
+        plots = _write_plots(output) if trainer.dist.is_main else []
+    if quiet is not None:
+        quiet.close()
+    if trainer.dist.is_main:
+        print(train_summary(output, plots, seconds=console.elapsed()))
     return EXIT_OK
+
+
+def _write_plots(output: Path) -> list[Path]:
+    """The report's PNG plots, written at the end of a run (none when matplotlib is not installed)."""
+    from ophsd.report import write_report
+
+    try:
+        return write_report(str(output))
+    except (ImportError, FileNotFoundError):
+        return []
 
 
 _FINGERPRINTS = "fingerprints.json"
@@ -93,14 +115,16 @@ def _check_fingerprints(config) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ophsd.held_out import evaluate_run
 
-    table = evaluate_run(
-        args.run_dir,
-        data=args.data,
-        limit=args.limit,
-        engine=args.engine,
-        checkpoints=args.checkpoint,
-        samples=args.samples,
-    )
+    log = Path(args.run_dir) / "logs" / "eval.log"
+    with JobConsole("ophsd eval", log_file=log if Path(args.run_dir).is_dir() else None, verbose=args.verbose):
+        table = evaluate_run(
+            args.run_dir,
+            data=args.data,
+            limit=args.limit,
+            engine=args.engine,
+            checkpoints=args.checkpoint,
+            samples=args.samples,
+        )
     print(json.dumps(table, indent=2) if args.format == "json" else _eval_table(table))
     return EXIT_OK
 
@@ -136,44 +160,7 @@ def _eval_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-class _LiveView:
-    """A rich progress bar over steps showing the latest loss, probe divergence and step time."""
-
-    def __init__(self, total: int, start: int) -> None:
-        self.total, self.start = total, start
-
-    def __enter__(self) -> _LiveView:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("[bold]train"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(),
-            disable=not sys.stderr.isatty(),
-        )
-        self.bar.start()
-        self.task = self.bar.add_task("steps", total=self.total, completed=self.start, info="")
-        return self
-
-    def update(self, metrics: dict[str, Any]) -> None:
-        parts = []
-        if metrics.get("loss") is not None:
-            parts.append(f"loss {metrics['loss']:.4f}")
-        if metrics.get("probe_divergence") is not None:
-            parts.append(f"probe {metrics['probe_divergence']:.4f}")
-        if metrics.get("eval_accuracy") is not None:
-            parts.append(f"held-out {metrics['eval_accuracy']:.1%}")
-        if metrics.get("seconds"):
-            parts.append(f"{sum(metrics['seconds'].values()):.1f}s/step")
-        self.bar.update(self.task, completed=metrics["step"], info="  ".join(parts))
-        if not sys.stderr.isatty():
-            shown = ("step", "loss", "tokens", "probe_divergence", "eval_accuracy", "eval_harness_accuracy")
-            print(json.dumps({key: metrics[key] for key in shown if key in metrics}), file=sys.stderr)
-
-    def __exit__(self, *exc) -> None:
-        self.bar.stop()
+VERBOSE_HELP = "show vLLM's, transformers' and torch's own messages here (default: in {log})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps")
     train.add_argument("--engine", choices=("transformers", "vllm"), help="rollout and harness engine")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
+    train.add_argument("--verbose", action="store_true", help=VERBOSE_HELP.format(log="OUTPUT/logs/train.log"))
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(
@@ -221,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--engine", choices=("transformers", "vllm"))
     evaluate.add_argument("--n", dest="samples", type=int, default=1, metavar="K", help="samples per example (pass@K)")
     evaluate.add_argument("--format", choices=("text", "json"), default="text")
+    evaluate.add_argument("--verbose", action="store_true", help=VERBOSE_HELP.format(log="RUN_DIR/logs/eval.log"))
     evaluate.set_defaults(handler=cmd_eval)
 
     report = commands.add_parser(
@@ -247,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _log_warnings_to_stderr()
+    install_note_handler("ophsd", "ophsd")  # the trainer's one-time warnings, in our words
     from harnessc.builtins.registry import BuiltinsImportError
     from harnessc.diagnostics import CompileError, render_all
     from harnessc.engines import EngineUnavailableError
@@ -276,23 +265,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         expected=[(CompileError, compile_error), (inputs, input_error)],
         interrupted="interrupted (resume with --resume)",
     )
-
-
-def _log_warnings_to_stderr() -> None:
-    """The trainer's one-time warnings (truncation, dropped examples), in our words, on stderr."""
-    import logging
-
-    class CurrentStderr(logging.StreamHandler):
-        def emit(self, record: logging.LogRecord) -> None:
-            self.stream = sys.stderr  # whatever stderr is now (it may have been redirected since)
-            super().emit(record)
-
-    logger = logging.getLogger("ophsd")
-    if not logger.handlers:
-        handler = CurrentStderr()
-        handler.setFormatter(logging.Formatter("ophsd: warning: %(message)s"))
-        logger.addHandler(handler)
-        logger.propagate = False
 
 
 if __name__ == "__main__":

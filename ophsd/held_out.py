@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from harnessc.console import phase
 from harnessc.engines.base import Engine
 from harnessc.runtime.harness_setup import Example, HarnessSetup
 from harnessc.runtime.runner import RunOptions, create_run_engine, run
@@ -56,6 +57,7 @@ def evaluate_run(
                 seed=config.seed,
                 default_max_tokens=config.harness_max_tokens,
             )
+            phase(f"{name} model, {view} view")
             summary = run(options, functools.partial(create_run_engine, options))
             rows.append(
                 {

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from harnessc.console import phase, step_phase
 from harnessc.engines.base import ChatRequest, Engine
 from harnessc.runtime.executor import StageSynchronousExecutor
 from harnessc.runtime.harness_setup import Example, UndeclaredBankError, set_up_harness
@@ -78,6 +79,7 @@ class Phases:
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
+        step_phase(name)
         started = time.perf_counter()
         yield
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
@@ -97,6 +99,7 @@ class Trainer:
         self.out = Path(config.output)
         # The harness, its rows and its memory banks, set up as `harnessc run` sets them up; the setup owns
         # the banks that every program below reads.
+        phase(f"compiling {config.harness} and reading {config.data}")
         try:
             self.setup = set_up_harness(
                 config.harness,
@@ -127,6 +130,7 @@ class Trainer:
         self.device = self.dist.device
         self.model_path = config.model or _default_model()
         self.context = _context_limit(config, self.model_path)  # before any weights are loaded
+        phase(f"loading the model ({self.model_path})")
         self.policy, self.tokenizer = load_policy(config, self.model_path, self.device)
         self.teacher = Teacher.create(config, self.policy)  # before any checkpoint: frozen = initial weights
         trainable = [param for param in self.policy.parameters() if param.requires_grad]
@@ -165,6 +169,7 @@ class Trainer:
             self._resume()
         self.best: dict[str, Any] | None = _read_best(self.out) if resume else None
         self.evaluation = HeldOutEvaluation(self.setup, config, eval_rows, out=self.out) if eval_rows else None
+        phase(f"starting the {config.engine} engine")
         self.engine = (engine_factory or _create_engine)(self, config, self.model_path)
         if resume and config.engine == "vllm":
             self.engine.load_weights(engine_state_dict(self.policy))
@@ -386,6 +391,7 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         """At step 0, every `eval_every` steps and at the end: the probe rebuilt (its divergence is the
         student-teacher gap now), the bare student on held-out data, and the probe batch kept in samples/."""
+        phase("evaluating the initial model" if self.step == 0 else f"evaluating after step {self.step}")
         self.probe = None
         metrics: dict[str, Any] = {}
         if self.config.probe_size:
@@ -447,6 +453,7 @@ class Trainer:
             if progress:
                 progress(metrics)
             if best or self.step % self.config.save_every == 0 or self.step == self.config.max_steps:
+                step_phase("saving a checkpoint")
                 if self.dist.is_main:
                     keep = int(self.best["step"]) if self.best and self.best["checkpoint"] else None
                     save_checkpoint(

@@ -6,14 +6,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from harnessc.cli_support import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, parse_pairs
-
-if TYPE_CHECKING:
-    from rich.progress import Progress
-
-    from harnessc.runtime.executor import EngineCallStats
+from harnessc.console import JobConsole
 
 EPILOG = """examples:
   harnessc run harnesses/plan_solve.harness --data examples/data/math.jsonl
@@ -95,6 +91,11 @@ def add_run_command(commands, add_common) -> None:
         help="max_tokens of stages that do not set it (default 1024)",
     )
     run.add_argument("--format", choices=("text", "json"), default="text", help="the summary as a table or JSON")
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show vLLM's, transformers' and torch's own messages here (default: in logs/OUT.log beside the output)",
+    )
     add_common(run)
     run.set_defaults(handler=cmd_run)
 
@@ -165,12 +166,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         default_max_tokens=args.default_max_tokens,
     )
     try:
-        with _Progress(enabled=args.format == "text") as progress:
-            summary = run(
-                options,
-                lambda: create_run_engine(options),
-                progress=progress.update,
-            )
+        with JobConsole("harnessc run", log_file=log_path(out), verbose=args.verbose):
+            summary = run(options, lambda: create_run_engine(options))
     except CompileError as error:
         print(render_all(error.diagnostics, error.sources), file=sys.stderr)
         return EXIT_ERRORS
@@ -180,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(summary.to_json(), indent=2))
     else:
-        _print_summary(summary, out)
+        _print_summary(summary, out, None if args.verbose else log_path(out))
     if summary.data_errors:  # the other rows ran; the bad ones are recorded as `data-error` failures
         shown = summary.data_errors[:_SHOWN_DATA_ERRORS]
         more = len(summary.data_errors) - len(shown)
@@ -198,43 +195,42 @@ def cmd_run(args: argparse.Namespace) -> int:
 _SHOWN_DATA_ERRORS = 20
 
 
-class _Progress:
-    """A rich progress bar of examples done, with generated tokens/s of the last engine call."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled and sys.stderr.isatty()
-        self.bar: Progress | None = None
-
-    def __enter__(self) -> _Progress:
-        if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self.bar = bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                transient=True,
-            )
-            bar.start()
-            self.task = bar.add_task("examples", total=None, rate="")
-        return self
-
-    def update(self, done: int, total: int, stats: EngineCallStats | None) -> None:
-        if self.bar is None:
-            return
-        fields: dict[str, Any] = {}
-        if stats is not None and stats.seconds > 0:
-            fields["rate"] = f"{', '.join(stats.stages)}: {stats.generated_tokens / stats.seconds:,.0f} tok/s"
-        self.bar.update(self.task, completed=done, total=total, **fields)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+def log_path(out: str | Path) -> Path:
+    """Where a run's third-party messages go: `logs/<output name>.log` beside the output."""
+    out = Path(out)
+    return out.parent / "logs" / f"{out.stem}.log"
 
 
-def _print_summary(summary, out: str) -> None:
+_PREVIEWED = 3
+
+
+def _preview(out: str):
+    """The first records, as a user wants to see them: the input, what the last LLM stage wrote, the output
+    and the grade (each cut to a line)."""
+    from rich.table import Table
+
+    from harnessc.runtime.runner import read_records
+
+    table = Table("row", "input", "last stage wrote", "output", "grade", title="first records", title_justify="left")
+    for number, record in enumerate(read_records(Path(out))):
+        if number == _PREVIEWED:
+            break
+        texts = [value for value in record.inputs.values() if isinstance(value, str)]
+        wrote = next((call for call in reversed(record.calls) if call.samples), None)
+        said = f"{wrote.stage}: {wrote.samples[0].text}" if wrote else (record.failure.reason if record.failure else "")
+        grade = "-" if record.grade is None else str(record.grade)
+        table.add_row(
+            str(record.index), _line(texts[0] if texts else ""), _line(said), _line(str(record.output)), grade
+        )
+    return table
+
+
+def _line(text: str, width: int = 48) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_summary(summary, out: str, log: Path | None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -259,8 +255,11 @@ def _print_summary(summary, out: str) -> None:
             f"{seconds:.1f}" if seconds is not None else "-",
         )
     console.print(table)
+    console.print(_preview(out))
     if summary.failures:
         console.print(
             "failures: " + ", ".join(f"{reason} {count}" for reason, count in sorted(summary.failures.items()))
         )
     console.print(f"{summary.seconds:.1f} s, {summary.generated_tokens_this_run:,} tokens generated in this run")
+    if log is not None and log.exists():
+        console.print(f"engine messages: {log}", highlight=False)

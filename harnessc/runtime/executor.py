@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harnessc import ir
+from harnessc.console import step_phase
 from harnessc.dependencies import direct_reads
 from harnessc.engines.base import ChatRequest, Completion, Engine
 from harnessc.runtime.program import ExampleState, Program
@@ -29,6 +30,8 @@ class EngineCallStats:
     requests: int
     generated_tokens: int
     seconds: float
+    wave: int = 1  # which wave of the program made the call (1-based), of `waves`
+    waves: int = 1
 
 
 Observer = Callable[[EngineCallStats], None]
@@ -70,13 +73,15 @@ class StageSynchronousExecutor:
         self.engine = engine
         self.observer = observer
         self.waves = plan_waves(program)
+        self.wave = 1  # the wave under way (1-based)
 
     def run(
         self, examples: Iterable[tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], int]]
     ) -> list[ExampleRecord]:
         """Run the program on `(row index, inputs[, replica])` examples; one record each, in order."""
         states = [self.program.new_example(*example) for example in examples]
-        for wave in self.waves:
+        for number, wave in enumerate(self.waves, start=1):
+            self.wave = number
             self.run_wave(wave, states)
         return [self.program.finish(state) for state in states]
 
@@ -132,6 +137,8 @@ class StageSynchronousExecutor:
         if not pending:
             return
         order = sorted(range(len(pending)), key=lambda position: prefix_key(pending[position][2]))
+        stages = ", ".join(dict.fromkeys(stage.name for stage, _, _ in pending))
+        step_phase(f"wave {self.wave}/{len(self.waves)}: {stages} ({len(pending)} requests)")
         started = time.perf_counter()
         answers = self.engine.chat([pending[position][2] for position in order])
         seconds = time.perf_counter() - started
@@ -149,7 +156,8 @@ class StageSynchronousExecutor:
             return
         tokens = sum(len(completion.token_ids) for completions in results for completion in completions)
         stages = tuple(dict.fromkeys(stage.name for stage, _, _ in pending))
-        self.observer(EngineCallStats(stages=stages, requests=len(pending), generated_tokens=tokens, seconds=seconds))
+        stats = EngineCallStats(stages, len(pending), tokens, seconds, wave=self.wave, waves=len(self.waves))
+        self.observer(stats)
 
 
 def prefix_key(request: ChatRequest) -> tuple:

@@ -3,7 +3,9 @@
 Output safety: an existing output is never overwritten unless `overwrite=True`; with `resume=True` the
 records already written are kept and only the missing (row, replica) pairs run. A run killed at any moment
 (SIGKILL included) leaves at most one partial last line, which resume drops; every complete line is a
-whole record (each chunk is written, flushed and fsync'ed before the next chunk starts).
+whole record (each chunk is written, flushed and fsync'ed before the next chunk starts). Within a chunk,
+every engine answer is journaled as it arrives (runtime/journal.py): a resumed run replays the killed chunk
+from its journal and sends the engine only what the kill interrupted.
 
 Resume only continues the same run: before the first record, a header `OUT.run.json` records what
 decides the records (harness and data fingerprints, banks, overrides, model, engine, seed, samples, ...);
@@ -27,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from harnessc import ir
+from harnessc.console import advance, phase, start
 from harnessc.engines.base import Engine
 from harnessc.runtime.data import DataError, fingerprint
 from harnessc.runtime.executor import EngineCallStats, StageSynchronousExecutor
 from harnessc.runtime.harness_setup import UndeclaredBankError, set_up_harness
+from harnessc.runtime.journal import Journal, JournaledEngine, journal_path
 from harnessc.runtime.trace import ExampleRecord, Failure
 from harnessc.sampling import DEFAULT_MAX_TOKENS
 
@@ -110,8 +114,6 @@ def header_path(out: Path) -> Path:
 def run_identity(options: RunOptions, harness: ir.Harness | None = None) -> dict[str, Any]:
     """What decides a run's records, as JSON data: a resumed run must match it (see `check_same_run`).
     With `harness`, the files its banks declare (`file` settings) are fingerprinted too."""
-    from harnessc.engines import available_engines
-
     bank_files = {bank.name: bank.file for bank in (harness.banks if harness else ()) if bank.file}
     bank_files.update(options.banks)
     banks = {name: {"path": path, "sha256": fingerprint(path)} for name, path in sorted(bank_files.items())}
@@ -123,7 +125,7 @@ def run_identity(options: RunOptions, harness: ir.Harness | None = None) -> dict
         "columns": dict(sorted(options.columns.items())),
         "builtins": list(options.builtins),
         "model": options.model or "default",
-        "engine": options.engine or next(iter(available_engines()), None),
+        "engine": chosen_engine(options),
         "engine_options": {
             key: value
             for key, value in sorted(options.engine_options.items())
@@ -135,6 +137,13 @@ def run_identity(options: RunOptions, harness: ir.Harness | None = None) -> dict
         "max_tokens": options.default_max_tokens,
         "limit": options.limit,
     }
+
+
+def chosen_engine(options: RunOptions) -> str | None:
+    """The engine a run uses: `--engine`, or the first available (vLLM when installed)."""
+    from harnessc.engines import available_engines
+
+    return options.engine or next(iter(available_engines()), None)
 
 
 def check_same_run(out: Path, saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
@@ -222,6 +231,7 @@ def prepare_output(
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             path.unlink()
+        journal_path(path).unlink(missing_ok=True)  # a killed earlier run's answers are not this run's
         if identity is not None:
             _write_header(path, identity)  # before the output: an output never exists without its header
         path.touch()
@@ -321,19 +331,15 @@ def create_run_engine(options: RunOptions) -> Engine:
 # ---- the run ------------------------------------------------------------------------------------------------------
 
 
-def run(
-    options: RunOptions,
-    engine_factory: Callable[[], Engine],
-    *,
-    progress: Callable[[int, int, EngineCallStats | None], None] | None = None,
-) -> RunSummary:
-    """Run a harness over a data set (see the module docstring). `progress(done, total, stats)` is called
-    after each engine call and each written chunk."""
+def run(options: RunOptions, engine_factory: Callable[[], Engine]) -> RunSummary:
+    """Run a harness over a data set (see the module docstring). Progress goes to the active console
+    (harnessc.console): the phase, a line per engine call (its wave) and per chunk written."""
     from harnessc.engines import check_model
 
     started = time.perf_counter()
     check_model(options.model)
     data_errors: list[DataError] = []
+    phase(f"compiling {options.harness} and reading {options.data}")
     try:
         setup = set_up_harness(
             options.harness,
@@ -377,39 +383,63 @@ def run(
         default_max_tokens=options.default_max_tokens,
         student_only=options.student_only,
     )
-    engine_seconds: defaultdict[str, float] = defaultdict(float)
-    generated = 0
     total = (len(examples) + len(data_errors)) * options.samples
-    finished = total - len(pending)
-
-    def observe(stats: EngineCallStats) -> None:
-        nonlocal generated
-        generated += stats.generated_tokens
-        for stage in stats.stages:
-            engine_seconds[stage] += stats.seconds / len(stats.stages)
-        if progress:
-            progress(finished, total, stats)
-
+    progress = _Progress(total - len(pending), total)
+    journal = Journal(journal_path(out))  # the answers of a chunk a killed run did not finish (resume)
     if pending:
-        engine = engine_factory()
-        executor = StageSynchronousExecutor(program, engine, observer=observe)
-        for start in range(0, len(pending), options.chunk_size):
-            chunk = pending[start : start + options.chunk_size]
+
+        def start_engine() -> Engine:
+            phase(f"starting the {chosen_engine(options)} engine")
+            engine = engine_factory()
+            start(total, completed=progress.finished, unit="record")
+            return engine
+
+        engine = JournaledEngine(start_engine, journal)
+        executor = StageSynchronousExecutor(program, engine, observer=progress.engine_call)
+        for begin in range(0, len(pending), options.chunk_size):
+            chunk = pending[begin : begin + options.chunk_size]
+            progress.chunk = len(chunk)
             append_records(out, executor.run(chunk))
-            finished += len(chunk)
-            if progress:
-                progress(finished, total, None)
+            journal.clear()
+            progress.chunk_written()
+    journal.remove()
     summary = summarize(
         harness,
         out,
         len(examples) + len(data_errors),
         options.samples,
-        dict(engine_seconds),
+        dict(progress.engine_seconds),
         time.perf_counter() - started,
-        generated,
+        progress.generated,
     )
     summary.data_errors = [str(error) for error in data_errors]
     return summary
+
+
+class _Progress:
+    """A run's progress, as the console shows it: records written, and within a chunk the waves done."""
+
+    def __init__(self, finished: int, total: int) -> None:
+        self.finished, self.total = finished, total
+        self.chunk = 0  # examples in the chunk under way
+        self.generated = 0  # tokens generated in this run
+        self.engine_seconds: defaultdict[str, float] = defaultdict(float)
+
+    def engine_call(self, stats: EngineCallStats) -> None:
+        self.generated += stats.generated_tokens
+        for stage in stats.stages:
+            self.engine_seconds[stage] += stats.seconds / len(stats.stages)
+        rate = f"{stats.generated_tokens / stats.seconds:,.0f}" if stats.seconds > 0 else "-"
+        fields = {
+            f"wave {stats.wave}/{stats.waves}": f"{', '.join(stats.stages)}: {stats.requests} requests, "
+            f"{stats.generated_tokens:,} tokens in {stats.seconds:.1f} s ({rate} tok/s)"
+        }
+        # Within a chunk, the waves done move the bar (and the ETA) before any record is written.
+        advance(self.finished + self.chunk * stats.wave / stats.waves, fields)
+
+    def chunk_written(self) -> None:
+        self.finished += self.chunk
+        advance(self.finished, {"written": f"{self.finished}/{self.total} records"}, line=self.finished < self.total)
 
 
 def _data_error_record(error: DataError, replica: int) -> ExampleRecord:
