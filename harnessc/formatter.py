@@ -159,6 +159,14 @@ class _Printer:
         else:
             raise FormatError(f"line {item.meta.line}: `harnessc fmt` does not know the construct `{name}` yet")
 
+    def joinable(self, node: Tree, what: str, *, end: int | None = None) -> None:
+        """A header part written over several lines is printed on one; FormatError if that would move a
+        comment written inside it."""
+        start, stop = node.meta.start_pos, node.meta.end_pos if end is None else end
+        inside = [c for c in self.comments[self.next_comment :] if start <= c.start < stop]
+        if inside:
+            raise FormatError(f"line {inside[0].line}: cannot place a comment inside {what} (move it above)")
+
     def multiline(self, start: int, end: int) -> bool:
         """Does the source from start to end span lines outside string literals?"""
         segment = self.text[start:end]
@@ -167,9 +175,11 @@ class _Printer:
         without_strings = _STRINGS_RE.sub('""', segment)
         return "\n" in without_strings
 
-    def block(self, header: str, body: Tree, indent: str, children: list[Tree], *, continues: bool = False) -> None:
+    def block(
+        self, header: str, body: Tree, indent: str, children: list[Tree], *, continues: bool = False, trail: bool = True
+    ) -> None:
         """`header {` items `}` at `indent`; with `continues`, the header goes on the last line printed
-        (`} else {`)."""
+        (`} else {`); without `trail`, a comment after the `}` is left to what follows (`} else { # ...`)."""
         if continues:
             self.lines[-1] += " " + header + " {"
         else:
@@ -183,7 +193,8 @@ class _Printer:
             self.lines[-1] = self.lines[-1] + "}"
         else:
             self.lines.append(indent + "}")
-        self.trailing(body.meta.end_pos)
+        if trail:
+            self.trailing(body.meta.end_pos)
 
 
 _STRINGS_RE = re.compile(r'"""(?:[^"]++|"(?!""))*+"""|"(?:[^"\\\n]++|\\.)*+"', re.S)
@@ -325,8 +336,7 @@ def _llm_stage(p: _Printer, n: Tree, indent: str) -> None:
     header = f"llm {_tok(name)}"
     if fan_out is not None:  # `for ITEM in LIST [max N]`: one call per item
         assert isinstance(fan_out, Tree)
-        if p.multiline(fan_out.meta.start_pos, fan_out.meta.end_pos):
-            raise FormatError(f"line {fan_out.meta.line}: a fan-out over several lines is not formatted yet")
+        p.joinable(fan_out, "a fan-out")
         item, items, bound = fan_out.children
         header += f" for {_tok(item)} in {fmt_expr(items)}"
         if bound is not None:
@@ -334,17 +344,17 @@ def _llm_stage(p: _Printer, n: Tree, indent: str) -> None:
             header += f" max {fmt_expr(bound.children[0])}"
     if guard is not None:
         assert isinstance(guard, Tree)
-        if p.multiline(guard.meta.start_pos, guard.meta.end_pos):
-            raise FormatError(f"line {guard.meta.line}: a `when` guard over several lines is not formatted yet")
+        p.joinable(guard, "a `when` guard")
         header += f" when {fmt_expr(guard.children[0])}"
     assert isinstance(body, Tree)
-    p.block(header, body, indent, list(body.children))
+    p.block(header, body, indent, list(body.children), trail=else_body is None)
     if else_body is not None:
         assert isinstance(else_body, Tree)
         inner = else_body.children[0]
         assert isinstance(inner, Tree)
-        if p.lines[-1].strip() != "}":  # a trailing comment after the first body's `}`
-            raise FormatError(f"line {else_body.meta.line}: cannot place a comment before `else`")
+        between = [c for c in p.comments[p.next_comment :] if body.meta.end_pos <= c.start < inner.meta.start_pos]
+        if between:  # `}`, a comment line, then `else {`: no canonical place keeps it there
+            raise FormatError(f"line {between[0].line}: cannot place a comment between `}}` and `else`")
         p.block("else", inner, indent, list(inner.children), continues=True)
 
 
@@ -376,8 +386,7 @@ def _loop_stage(p: _Printer, n: Tree, indent: str) -> None:
         header += f" max {fmt_expr(bound.children[0])}"
     last_head = bound if bound is not None else start
     assert isinstance(last_head, Tree)
-    if p.multiline(n.meta.start_pos, last_head.meta.end_pos):
-        raise FormatError(f"line {n.meta.line}: a loop header over several lines is not formatted yet")
+    p.joinable(n, "a loop header", end=last_head.meta.end_pos)
     brace = p.text.index("{", last_head.meta.end_pos)
     body = Tree("body", list(items))
     body.meta.start_pos, body.meta.end_pos, body.meta.line = brace, n.meta.end_pos, n.meta.line

@@ -334,8 +334,11 @@ class Trainer:
         params = [param for param in self.policy.parameters() if param.requires_grad]
         self.dist.sum_gradients(params)
         norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm).item()
-        if not math.isfinite(norm):
-            return norm, True  # a non-finite gradient would poison the weights: skip this step
+        if not math.isfinite(norm):  # it would poison the weights: skip this step
+            if "skipped" not in self.warned:
+                self.warned.add("skipped")
+                log.warning("step %d: the gradient was not finite; the update was skipped (see skipped)", self.step + 1)
+            return norm, True
         self.optimizer.step()
         self.scheduler.step()
         self.teacher.update()

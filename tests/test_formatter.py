@@ -35,7 +35,28 @@ def _cases() -> list[Any]:
         for key in ("example", "fixed"):
             if isinstance(data.get(key), str):
                 cases.append(pytest.param(data[key], REPO / "harnesses" / "x.harness", id=f"{path.name}:{key}"))
+    for number, text in enumerate(AWKWARD):
+        cases.append(pytest.param(text, REPO / "harnesses" / "x.harness", id=f"awkward-{number}"))
     return cases
+
+
+# Layouts that once made `fmt` refuse or change on a second pass (break-it reports), each one of its kind:
+# a comment after `else {`, headers written over several lines (fan-out, guard, loop).
+AWKWARD = [
+    'input q: text\nllm a when q != "" {\n  user "{q}"\n} else { # otherwise\n  user "none" # said\n}\noutput = a\n',
+    'input q: text\nllm a for x in\n    [q, q]\n    max 2 {\n  user "{x}"\n}\noutput = a\n',
+    'input q: text\nllm a when\n    q != ""\n    and q != "x" {\n  user "{q}"\n}\noutput = a\n',
+    'input q: text\nllm a { user "{q}" }\nloop r from a\n  max 2 {\n  llm b { user "{r}" }\n  next b\n}\noutput = r\n',
+]
+
+
+def test_comments_with_no_canonical_place_are_refused_not_moved() -> None:
+    between = 'input q: text\nllm a when q != "" {\n  user "{q}"\n}\n# here\nelse {\n  user "n"\n}\noutput = a\n'
+    with pytest.raises(FormatError, match="between `}` and `else`"):
+        format_source(between)
+    inside = 'input q: text\nllm a for x in # the list\n    [q] {\n  user "{x}"\n}\noutput = a\n'
+    with pytest.raises(FormatError, match="inside a fan-out"):
+        format_source(inside)
 
 
 CASES = _cases()

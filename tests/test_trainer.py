@@ -195,3 +195,19 @@ def test_the_written_config_reads_back(tmp_path) -> None:
     """config.json (every field, defaults included) is what --resume, eval and report read back."""
     config = load_config(None, {"harness": "h", "data": "d", "output": "o"}, ["loss=forward_kl", "lora=true"])
     assert TrainConfig(**json.loads(config.model_dump_json())) == config
+
+
+def test_a_non_finite_gradient_skips_the_update_and_says_so_once(tmp_path, tiny_model_dir, caplog) -> None:
+    """A poisoned loss (NaN) must not reach the weights: the update is skipped, recorded per step, and the
+    user is told once, in our words."""
+    harness, data = str(REPO / "harnesses/opsd.harness"), str(REPO / "examples/data/math.jsonl")
+    trainer = Trainer(config(tmp_path, tiny_model_dir, harness, data, max_steps=2, probe_size=0, save_every=5))
+    divergence = trainer.divergence
+    trainer.divergence = lambda *args, **kwargs: divergence(*args, **kwargs) * float("nan")
+    before = {name: value.clone() for name, value in trainer.policy.state_dict().items()}
+    with caplog.at_level("WARNING", logger="ophsd"):
+        history = trainer.train()
+    assert [row["skipped"] for row in history] == [True, True]
+    assert all(torch.equal(before[name], value) for name, value in trainer.policy.state_dict().items())
+    said = [record.getMessage() for record in caplog.records if "not finite" in record.getMessage()]
+    assert said == ["step 1: the gradient was not finite; the update was skipped (see skipped)"]

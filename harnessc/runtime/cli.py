@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from harnessc.cli_support import EXIT_ERRORS, EXIT_OK, EXIT_USAGE, parse_pairs
-from harnessc.console import JobConsole
 
 EPILOG = """examples:
   harnessc run harnesses/plan_solve.harness --data examples/data/math.jsonl
@@ -129,6 +128,7 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from harnessc.console import JobConsole
     from harnessc.diagnostics import CompileError, render_all
     from harnessc.engines import EngineUnavailableError, ModelNotFoundError
     from harnessc.runtime.data import DataError
