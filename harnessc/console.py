@@ -22,11 +22,12 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
     from rich.progress import Progress, TaskID
 
 _active: JobConsole | None = None
@@ -174,22 +175,21 @@ class JobConsole:
 
     def _start_display(self) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        console = Console(file=self.stream, stderr=False)
-        self.bar = Progress(
+        self.bar = _display(
+            lambda: "  ".join(f"{key} {value}" for key, value in self.fields.items()),
             SpinnerColumn(),
             TextColumn("[bold]{task.description}"),
             BarColumn(bar_width=24),
-            TextColumn("{task.fields[info]}"),
             TimeElapsedColumn(),
             TextColumn("{task.fields[eta]}"),
-            console=console,
+            console=Console(file=self.stream),
             redirect_stdout=False,  # standard output belongs to the log file (or to the verbose user)
             redirect_stderr=False,
         )
         self.bar.start()
-        self.task = self.bar.add_task(self.prog, total=None, info="", eta="")
+        self.task = self.bar.add_task(self.prog, total=None, eta="")
 
     # ---- what the job reports ------------------------------------------------------------------------------------
 
@@ -251,8 +251,7 @@ class JobConsole:
     def _refresh(self) -> None:
         assert self.bar is not None and self.task is not None
         parts = [part for part in (self._position(), self.phase_text, self.step_text) if part]
-        info = "  ".join(f"{key} {value}" for key, value in self.fields.items())
-        self.bar.update(self.task, description=" · ".join(parts) or self.prog, info=info, eta=self._eta())
+        self.bar.update(self.task, description=" · ".join(parts) or self.prog, eta=self._eta())
 
     def _eta(self) -> str:
         """The time left at the mean pace since counting started (this job's own units, not a resumed run's)."""
@@ -269,6 +268,22 @@ class JobConsole:
     def elapsed(self) -> float:
         """Seconds since the console was created."""
         return time.monotonic() - self.started
+
+
+def _display(numbers: Callable[[], str], *columns: Any, **options: Any) -> Progress:
+    """A rich Progress whose task line has the latest numbers under it, on a line of their own (beside the bar
+    they do not fit a narrow terminal); `numbers()` gives them at each refresh."""
+    from rich.progress import Progress
+    from rich.text import Text
+
+    class Display(Progress):
+        def get_renderables(self) -> Iterator[RenderableType]:
+            yield self.make_tasks_table(self.tasks)
+            text = numbers()
+            if text:
+                yield Text("  " + text, style="cyan", overflow="fold")
+
+    return Display(*columns, **options)
 
 
 def _clock(seconds: float) -> str:
