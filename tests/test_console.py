@@ -115,7 +115,8 @@ def test_ophsd_train_prints_a_line_per_step_and_a_summary(tmp_path: Path, tiny_m
     command = [sys.executable, "-m", "ophsd", "train", "--harness", str(REPO / "harnesses/plan_solve.harness")]
     command += ["--data", str(REPO / "examples/data/math.jsonl"), "--model", str(tiny_model_dir)]
     command += ["--output", str(run_dir), "--max-steps", "2", "--engine", "transformers"]
-    for setting in ("batch_size=2", "max_new_tokens=4", "harness_max_tokens=4", "probe_size=1", "tensorboard=false"):
+    settings = ["batch_size=2", "max_new_tokens=4", "harness_max_tokens=4", "probe_size=1", "tensorboard=false"]
+    for setting in [*settings, 'params={"plan_tokens": 4, "solve_tokens": 4}']:
         command += ["--set", setting]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
