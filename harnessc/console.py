@@ -250,7 +250,8 @@ class JobConsole:
 
     def _refresh(self) -> None:
         assert self.bar is not None and self.task is not None
-        parts = [part for part in (self._position(), self.phase_text, self.step_text) if part]
+        # A phase names itself ("evaluating after step 3"); the parts of a step go with the step's number.
+        parts = [part for part in (self.phase_text or self._position(), self.step_text) if part]
         self.bar.update(self.task, description=" · ".join(parts) or self.prog, eta=self._eta())
 
     def _eta(self) -> str:

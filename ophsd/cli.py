@@ -115,8 +115,9 @@ def _check_fingerprints(config) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ophsd.held_out import evaluate_run
 
-    log = Path(args.run_dir) / "logs" / "eval.log"
-    with JobConsole("ophsd eval", log_file=log if Path(args.run_dir).is_dir() else None, verbose=args.verbose):
+    run_dir = Path(args.run_dir)  # a folder that is not a run gets no log: evaluate_run says what is wrong
+    log = run_dir / "logs" / "eval.log" if (run_dir / "config.json").is_file() else None
+    with JobConsole("ophsd eval", log_file=log, verbose=args.verbose):
         table = evaluate_run(
             args.run_dir,
             data=args.data,

@@ -83,9 +83,3 @@ def test_example_configs_are_valid(name: str) -> None:
     config = load_config(str(REPO / "examples" / name), {}, [])
     assert compile_file(REPO / config.harness, purpose="train").ok
 
-
-def test_quickstart_config_is_valid() -> None:
-    from ophsd.config import load_config
-
-    config = load_config(str(REPO / "examples/quickstart.toml"), {}, [])
-    assert compile_file(REPO / config.harness, purpose="train").ok

@@ -137,8 +137,8 @@ class StageSynchronousExecutor:
         if not pending:
             return
         order = sorted(range(len(pending)), key=lambda position: prefix_key(pending[position][2]))
-        stages = ", ".join(dict.fromkeys(stage.name for stage, _, _ in pending))
-        step_phase(f"wave {self.wave}/{len(self.waves)}: {stages} ({len(pending)} requests)")
+        stages = tuple(dict.fromkeys(stage.name for stage, _, _ in pending))
+        step_phase(f"wave {self.wave}/{len(self.waves)}: {', '.join(stages)} ({len(pending)} requests)")
         started = time.perf_counter()
         answers = self.engine.chat([pending[position][2] for position in order])
         seconds = time.perf_counter() - started
@@ -149,15 +149,13 @@ class StageSynchronousExecutor:
         for stage, state, count in prepared:
             self.program.finish_requests(stage, state, results[start : start + count], seconds)
             start += count
-        self.report(pending, results, seconds)
+        self.report(stages, len(pending), results, seconds)
 
-    def report(self, pending: list, results: list[list[Completion]], seconds: float) -> None:
+    def report(self, stages: tuple[str, ...], requests: int, results: list[list[Completion]], seconds: float) -> None:
         if self.observer is None:
             return
         tokens = sum(len(completion.token_ids) for completions in results for completion in completions)
-        stages = tuple(dict.fromkeys(stage.name for stage, _, _ in pending))
-        stats = EngineCallStats(stages, len(pending), tokens, seconds, wave=self.wave, waves=len(self.waves))
-        self.observer(stats)
+        self.observer(EngineCallStats(stages, requests, tokens, seconds, wave=self.wave, waves=len(self.waves)))
 
 
 def prefix_key(request: ChatRequest) -> tuple:
