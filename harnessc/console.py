@@ -83,7 +83,6 @@ def install_note_handler(logger_name: str, prefix: str) -> None:
         handler = NoteHandler()
         handler.setFormatter(logging.Formatter(f"{prefix}: warning: %(message)s"))
         logger.addHandler(handler)
-        logger.propagate = False
 
 
 class JobConsole:
@@ -234,8 +233,8 @@ class JobConsole:
         else:
             assert self.stream is not None
             print(message, file=self.stream, flush=True)
-        if self._saved_fds is not None:  # the log file reads as the whole story
-            print(message, file=sys.stderr, flush=True)
+        if self._saved_fds is not None:  # the log file (now file descriptor 2) reads as the whole story
+            os.write(2, f"{message}\n".encode("utf-8", errors="replace"))
 
     # ---- rendering -------------------------------------------------------------------------------------------------
 

@@ -82,4 +82,3 @@ def test_example_configs_are_valid(name: str) -> None:
 
     config = load_config(str(REPO / "examples" / name), {}, [])
     assert compile_file(REPO / config.harness, purpose="train").ok
-
