@@ -308,3 +308,14 @@ def test_harnessc_run_flag_mistakes(servers: list[FakeServer], tmp_path: Path, c
     servers[1].stop()
     assert harnessc_run(tmp_path, "--engine", "openai", "--base-url", url) == EXIT_ERRORS
     assert f"the server at {url} is not reachable" in capsys.readouterr().err
+
+
+def test_openai_is_never_the_default_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harnessc.engines as engines
+    from harnessc.runtime.runner import RunOptions, chosen_engine
+
+    monkeypatch.setattr(engines, "_installed", lambda name: name == "openai")
+    assert engines.available_engines() == ("openai",)
+    with pytest.raises(engines.EngineUnavailableError, match="no inference engine"):
+        create_engine(None, "some/model")
+    assert chosen_engine(RunOptions(harness="h", data="d", out="o")) is None
