@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from harnessc.engines._common import (
+    SPECIAL_TOKEN_POLICIES,
     UnsupportedConstraintError,
     chat_template_ids,
     distinct_samples,
@@ -73,6 +74,9 @@ class OpenAIEngine:
         tokenizer: a model directory or hub id whose tokenizer `apply_chat_template` uses; None: the server's
             /tokenize route (vLLM).
         special_tokens_in_data: for `apply_chat_template` with a local tokenizer (see `chat_template_ids`).
+            The server renders prompts itself, and vLLM turns special-token text inside a message into special
+            tokens: for such prompts `Completion.prompt_token_ids` (what the server consumed) differ from
+            `apply_chat_template`'s, which the trainer's prompt check reports.
 
     Raises:
         ServerUnavailableError: a replica does not answer /v1/models, or the replicas serve different models.
@@ -97,6 +101,10 @@ class OpenAIEngine:
     ) -> None:
         import httpx
 
+        if special_tokens_in_data not in SPECIAL_TOKEN_POLICIES:
+            raise ValueError(
+                f"special_tokens_in_data must be one of {SPECIAL_TOKEN_POLICIES}, got {special_tokens_in_data!r}"
+            )
         urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
         self.base_urls: tuple[str, ...] = tuple(_normalize_url(url) for url in urls)
         if retries < 0 or timeout_s <= 0 or backoff_s < 0:
@@ -110,12 +118,16 @@ class OpenAIEngine:
             timeout=httpx.Timeout(timeout_s, connect=_CONNECT_TIMEOUT_S),
             limits=httpx.Limits(max_connections=total, max_keepalive_connections=total),
         )
+        try:
+            cards = [self._model_cards(url) for url in self.base_urls]
+            self.model: str = model or _served_model(self.base_urls, cards)
+            for url, served in zip(self.base_urls, cards, strict=True):
+                if self.model not in served:
+                    raise ServerUnavailableError(f"{url} does not serve {self.model!r} (it serves {', '.join(served)})")
+        except ServerUnavailableError:
+            self._client.close()
+            raise
         self._threads = ThreadPoolExecutor(max_workers=total, thread_name_prefix="openai-engine")
-        cards = [self._model_cards(url) for url in self.base_urls]
-        self.model: str = model or _served_model(self.base_urls, cards)
-        for url, served in zip(self.base_urls, cards, strict=True):
-            if self.model not in served:
-                raise ServerUnavailableError(f"{url} does not serve {self.model!r} (it serves {', '.join(served)})")
         # vLLM's extra request fields (structured outputs, token ids) only where every replica is vLLM.
         self.is_vllm = all(served[self.model].get("owned_by") == "vllm" for served in cards)
         # The context limit (prompt plus completion) the replicas report (vLLM does); None when one does not.
