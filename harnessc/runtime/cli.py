@@ -36,7 +36,20 @@ def add_run_command(commands, add_common) -> None:
     run.add_argument(
         "--model", metavar="NAME_OR_DIR", help="model directory or hub id (default: the embedded SmolLM2-135M-Instruct)"
     )
-    run.add_argument("--engine", choices=("vllm", "transformers"), help="default: vllm if installed, else transformers")
+    run.add_argument(
+        "--engine",
+        choices=("vllm", "transformers", "openai"),
+        help="default: vllm if installed, else transformers; openai: running OpenAI-compatible servers (--base-url)",
+    )
+    run.add_argument(
+        "--base-url",
+        dest="base_urls",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an OpenAI-compatible server of --engine openai, e.g. http://127.0.0.1:8000 (repeat for replicas; "
+        "--model then names the tokenizer's model directory)",
+    )
     run.add_argument(
         "--engine-option",
         action="append",
@@ -127,10 +140,19 @@ def _engine_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """`--base-url`s as the openai engine's `base_urls`; ValueError when they and `--engine` disagree."""
+    if args.engine == "openai" and not args.base_urls:
+        raise ValueError("--engine openai needs --base-url URL (repeat it for each server replica)")
+    if args.base_urls and args.engine != "openai":
+        raise ValueError("--base-url is for --engine openai (servers); add --engine openai or drop --base-url")
+    return {"base_urls": list(args.base_urls)} if args.base_urls else {}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from harnessc.console import JobConsole
     from harnessc.diagnostics import CompileError, render_all
-    from harnessc.engines import EngineUnavailableError, ModelNotFoundError
+    from harnessc.engines import EngineUnavailableError, ModelNotFoundError, UnsupportedConstraintError
     from harnessc.runtime.data import DataError
     from harnessc.runtime.runner import RunError, RunOptions, create_run_engine, run
 
@@ -140,7 +162,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{Path(args.harness).stem}-{Path(args.data).stem}.jsonl"
     try:
         columns, banks = parse_pairs(args.columns, "--map"), parse_pairs(args.banks, "--bank")
-        engine_options = _engine_options(args)
+        engine_options = _engine_options(args) | _server_options(args)
     except (ValueError, OSError) as error:  # a malformed flag or engine config file is a usage error
         print(f"harnessc run: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -171,7 +193,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     except CompileError as error:
         print(render_all(error.diagnostics, error.sources), file=sys.stderr)
         return EXIT_ERRORS
-    except (RunError, DataError, EngineUnavailableError, ModelNotFoundError, OSError) as error:
+    except (
+        RunError,
+        DataError,
+        EngineUnavailableError,
+        ModelNotFoundError,
+        UnsupportedConstraintError,
+        OSError,
+    ) as error:
         print(f"harnessc run: {error}", file=sys.stderr)
         return EXIT_ERRORS
     if args.format == "json":

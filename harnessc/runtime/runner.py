@@ -103,6 +103,8 @@ class RunSummary:
 # Engine options that change speed or memory, never the records: a resumed run may change them.
 PERFORMANCE_ONLY_ENGINE_OPTIONS = frozenset(
     {"batch_size", "gpu_memory_utilization", "max_num_seqs", "tensor_parallel_size", "enforce_eager", "device"}
+    # the openai engine's: where the servers are and how requests reach them
+    | {"base_urls", "api_key", "max_in_flight", "timeout_s", "retries", "backoff_s", "revive_after_s"}
 )
 
 
@@ -140,10 +142,10 @@ def run_identity(options: RunOptions, harness: ir.Harness | None = None) -> dict
 
 
 def chosen_engine(options: RunOptions) -> str | None:
-    """The engine a run uses: `--engine`, or the first available (vLLM when installed)."""
-    from harnessc.engines import available_engines
+    """The engine a run uses: `--engine`, or the first available local one (vLLM when installed)."""
+    from harnessc.engines import LOCAL_ENGINE_NAMES, available_engines
 
-    return options.engine or next(iter(available_engines()), None)
+    return options.engine or next((name for name in available_engines() if name in LOCAL_ENGINE_NAMES), None)
 
 
 def check_same_run(out: Path, saved: Mapping[str, Any], current: Mapping[str, Any]) -> None:
