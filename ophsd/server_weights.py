@@ -179,6 +179,12 @@ class ServedPolicyEngine:
         return getattr(self.engine, name)
 
 
+def served_versions(engine: Any) -> dict[str, list[int | None] | None]:
+    """For a step's metrics: `{"weight_versions": [...]}` (per replica, read back before the step's waves) when
+    `engine` is a ServedPolicyEngine; nothing for other engines."""
+    return {"weight_versions": engine.take_versions()} if isinstance(engine, ServedPolicyEngine) else {}
+
+
 def create_served_engine(trainer: Any, config: Any, model_path: str) -> ServedPolicyEngine:
     """The trainer's `engine = "openai"` engine; its weights are written under OUTPUT/server_weights.
 

@@ -53,6 +53,7 @@ from ophsd.model import (
     output_head,
 )
 from ophsd.samples import inspect_rows, save_samples
+from ophsd.server_weights import create_served_engine, served_versions
 
 log = logging.getLogger("ophsd")
 
@@ -328,8 +329,7 @@ class Trainer:
         self.step += 1
         metrics = self._step_metrics(batch, loss_value, grad_norm, skipped, rollouts, records, phases)
         metrics["tokens"] = int(tokens)
-        if self.config.engine == "openai":  # the weight version each replica served this step's waves with
-            metrics["weight_versions"] = self.engine.take_versions()
+        metrics.update(served_versions(self.engine))  # engine openai: the weight version each replica served
         return metrics
 
     def _update(self) -> tuple[float, bool]:
@@ -586,7 +586,5 @@ def _create_engine(trainer: Trainer, config: TrainConfig, model_path: str) -> En
     if config.engine == "vllm":
         return create_engine("vllm", model_path, seed=config.seed, **config.engine_options)
     if config.engine == "openai":  # replicas serving the policy: see server_weights.py
-        from .server_weights import create_served_engine
-
         return create_served_engine(trainer, config, model_path)
     return create_engine("transformers", trainer.policy, tokenizer=trainer.tokenizer, **config.engine_options)

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from ophsd.config import ConfigError, TrainConfig
-from ophsd.server_weights import ServedPolicyEngine, ServerWeights, StaleWeightsError, WeightPushError
+from ophsd.server_weights import (
+    ServedPolicyEngine,
+    ServerWeights,
+    StaleWeightsError,
+    WeightPushError,
+    served_versions,
+)
 
 
 class FakeReplicas:
@@ -104,7 +110,8 @@ def test_a_restarted_replica_is_refused_before_the_next_wave(tmp_path: Path) -> 
     with pytest.raises(StaleWeightsError, match="http://b:8000 serves None"):
         engine.chat(["r"])
     engine.load_weights({"w": torch.ones(2)})
-    assert engine.chat(["r"]) == [["done"]] and engine.take_versions() == [4, 4]
+    assert engine.chat(["r"]) == [["done"]] and served_versions(engine) == {"weight_versions": [4, 4]}
+    assert served_versions(inner) == {}  # other engines add nothing to the metrics
 
 
 def test_base_urls_go_with_engine_openai_only() -> None:
