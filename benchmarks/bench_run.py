@@ -15,6 +15,14 @@ Four ways in one process, on the same harness, data and engine (generated tokens
 
 Ratios a/b, a/c and a/d are printed; all four use the same per-request seeds.
 
+With --servers N (or --server-url URL, repeated, for servers already running), one more row:
+
+  (s) servers      the same executor with the openai engine over N vLLM server replicas of the model
+                   (`python -m vllm.entrypoints.openai.api_server`, started here on free 127.0.0.1 ports,
+                   float32 on CPU, and stopped at the end): each stage's wave spread over the replicas
+
+    python benchmarks/bench_run.py --examples 16 --servers 2 --set plan_tokens=64 --set solve_tokens=64
+
 With --fan-out (default harness: self_ask), the fan-out stage's two schedules instead:
 
   (a) one wave     the executor: every item of every example in one engine call
@@ -28,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import queue
 import sys
@@ -132,6 +141,8 @@ def main() -> None:
         default=["plan_tokens=256", "solve_tokens=384"],
         help="harness parameter overrides (default: plan_tokens=256 solve_tokens=384)",
     )
+    parser.add_argument("--servers", type=int, default=0, help="also (s): the executor over N server replicas")
+    parser.add_argument("--server-url", action="append", default=[], help="(s) over this running server (repeat)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--fan-out", action="store_true", help="one wave vs per-item calls (self_ask)")
     args = parser.parse_args()
@@ -164,8 +175,12 @@ def main() -> None:
     front.close()
     replay = lambda: sum(_tokens(engine.chat(batch)) for batch in recorder.batches)  # noqa: E731
     results.append(measure("(d) raw engine", replay, engine))
+    if args.servers or args.server_url:
+        results.append(_over_servers(args, program, rows))
     rate = {row["way"][:3]: row["tokens_per_s"] for row in results}
     ratios = {"a/b": rate["(a)"] / rate["(b)"], "a/c": rate["(a)"] / rate["(c)"], "a/d": rate["(a)"] / rate["(d)"]}
+    if "(s)" in rate:
+        ratios["a/s"] = rate["(a)"] / rate["(s)"]
     machine = f"{platform.processor() or platform.machine()}, {platform.python_version()}, engine {engine.name}"
     if args.json:
         print(
@@ -188,6 +203,37 @@ def main() -> None:
         print(f"{row['way']:<18} {row['tokens']:>8} {row['seconds']:>9.1f} {row['tokens_per_s']:>9.1f}")
     print(f"engine calls: (a) {len(recorder.batches)}, (c) {front.calls}")
     print("  ".join(f"{name} = {value:.2f}" for name, value in ratios.items()))
+
+
+def _over_servers(args, program: Program, rows) -> dict:
+    """Row (s): the executor with the openai engine over running replicas, or over --servers N started here."""
+    from harnessc.engines import create_engine
+    from harnessc.engines.default_model import default_model_dir
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from vllm_servers import start_server, wait_healthy
+
+    model = args.model or str(default_model_dir())
+    started = []
+    logs = Path("/tmp") / f"bench-run-servers-{int(time.time())}"
+    logs.mkdir(parents=True, exist_ok=True)
+    cores = sorted(os.sched_getaffinity(0))
+    try:
+        for replica in range(args.servers):
+            started.append(start_server(Path(model), logs / f"replica{replica}.log", cores[replica % len(cores)]))
+        wait_healthy(started)
+        engine = create_engine("openai", model, base_urls=args.server_url + [server.url for server in started])
+        StageSynchronousExecutor(program, engine).run(rows[:2])  # warm-up, not measured
+        recorder = RecordingEngine(engine)
+        replicas = len(engine.base_urls)
+        row = measure(
+            f"(s) {replicas} servers", lambda: _run(StageSynchronousExecutor(program, recorder), rows, recorder)
+        )
+        row["requests_per_replica"] = list(engine.requests_sent().values())
+        return row
+    finally:
+        for server in started:
+            server.stop()
 
 
 class PerItemExecutor(StageSynchronousExecutor):

@@ -117,8 +117,10 @@ class OpenAIEngine:
                 raise ServerUnavailableError(f"{url} does not serve {self.model!r} (it serves {', '.join(served)})")
         # vLLM's extra request fields (structured outputs, token ids) only where every replica is vLLM.
         self.is_vllm = all(served[self.model].get("owned_by") == "vllm" for served in cards)
+        # The context limit (prompt plus completion) the replicas report (vLLM does); None when one does not.
         lengths = [served[self.model].get("max_model_len") for served in cards]
-        self.max_model_len: int | None = min(lengths) if all(isinstance(n, int) for n in lengths) else None
+        known = [int(length) for length in lengths if isinstance(length, int)]
+        self.max_model_len: int | None = min(known) if len(known) == len(lengths) else None
         self.special_tokens_in_data = special_tokens_in_data
         self.tokenizer: Any = None
         if tokenizer is not None:

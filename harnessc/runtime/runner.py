@@ -326,7 +326,7 @@ def create_run_engine(options: RunOptions) -> Engine:
     except EngineUnavailableError:
         raise
     except (OSError, ValueError, TypeError) as error:  # the options or the model, not our code
-        model = options.model or "the default model"
+        model = options.model or ("the servers' model" if options.engine == "openai" else "the default model")
         raise RunError(f"cannot start the engine with {model}: {type(error).__name__}: {error}") from None
 
 

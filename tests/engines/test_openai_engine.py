@@ -9,12 +9,17 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("httpx")
 
+from conftest import REPO  # noqa: E402
+
+from harnessc.cli import main  # noqa: E402
+from harnessc.cli_support import EXIT_ERRORS, EXIT_USAGE  # noqa: E402
 from harnessc.engines import UnsupportedConstraintError, create_engine  # noqa: E402
 from harnessc.engines.base import ChatMessage, ChatRequest, OutputConstraint, SamplingOptions  # noqa: E402
 from harnessc.engines.openai_engine import OpenAIEngine, ServerUnavailableError  # noqa: E402
@@ -276,3 +281,41 @@ def test_without_a_tokenizer_the_server_tokenizes(servers: list[FakeServer]) -> 
     assert engine.apply_chat_template([ChatMessage("user", "four")], {"enable_thinking": False}) == [4]
     [body] = servers[0].bodies
     assert body["add_generation_prompt"] is True and body["chat_template_kwargs"] == {"enable_thinking": False}
+
+
+def harnessc_run(tmp_path: Path, *flags: str) -> int:
+    data = str(REPO / "examples/data/math.jsonl")
+    out = str(tmp_path / "out.jsonl")
+    return main(["run", str(REPO / "harnesses/plan_solve.harness"), "--data", data, "--out", out, *flags])
+
+
+def test_harnessc_run_over_two_replicas(servers: list[FakeServer], tmp_path: Path, capsys: Any) -> None:
+    code = harnessc_run(
+        tmp_path, "--limit", "4", "--engine", "openai", "--base-url", servers[0].url, "--base-url", servers[1].url
+    )
+    assert code == 0, capsys.readouterr()
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert sorted(record["index"] for record in records) == [0, 1, 2, 3]
+    assert len(servers[0].bodies) + len(servers[1].bodies) == 8 and servers[0].bodies and servers[1].bodies
+
+
+def test_harnessc_run_flag_mistakes(servers: list[FakeServer], tmp_path: Path, capsys: Any) -> None:
+    assert harnessc_run(tmp_path, "--engine", "openai") == EXIT_USAGE
+    assert "--engine openai needs --base-url" in capsys.readouterr().err
+    assert harnessc_run(tmp_path, "--engine", "transformers", "--base-url", servers[0].url) == EXIT_USAGE
+    assert "--base-url is for --engine openai" in capsys.readouterr().err
+    url = servers[1].url
+    servers[1].stop()
+    assert harnessc_run(tmp_path, "--engine", "openai", "--base-url", url) == EXIT_ERRORS
+    assert f"the server at {url} is not reachable" in capsys.readouterr().err
+
+
+def test_openai_is_never_the_default_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harnessc.engines as engines
+    from harnessc.runtime.runner import RunOptions, chosen_engine
+
+    monkeypatch.setattr(engines, "_installed", lambda name: name == "openai")
+    assert engines.available_engines() == ("openai",)
+    with pytest.raises(engines.EngineUnavailableError, match="no inference engine"):
+        create_engine(None, "some/model")
+    assert chosen_engine(RunOptions(harness="h", data="d", out="o")) is None
