@@ -251,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harnessc.runtime.data import DataError
     from harnessc.runtime.runner import RunError
     from ophsd.config import ConfigError
+    from ophsd.server_weights import ServerWeightsError
 
     def compile_error(error: Exception) -> int:
         assert isinstance(error, CompileError)
@@ -264,8 +265,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERRORS
 
     # OSError: files, disks and models the user pointed at (missing, unreadable, full), not our code;
-    # BuiltinsImportError: a `builtins` module of the configuration that does not import.
-    inputs = (ConfigError, DataError, RunError, EngineUnavailableError, BuiltinsImportError, OSError, ValueError)
+    # BuiltinsImportError: a `builtins` module of the configuration that does not import;
+    # ServerWeightsError: a vLLM server of engine openai that did not take, or lost, the pushed weights.
+    inputs = (
+        ConfigError,
+        DataError,
+        RunError,
+        EngineUnavailableError,
+        BuiltinsImportError,
+        ServerWeightsError,
+        OSError,
+        ValueError,
+    )
     return run_command(
         lambda: args.handler(args),
         prog="ophsd",

@@ -29,11 +29,15 @@ from typing import Any
 WEIGHTS_FILE = "model.safetensors"
 
 
-class WeightPushError(RuntimeError):
+class ServerWeightsError(RuntimeError):
+    """The servers cannot serve the trainer's current weights (the CLI reports it as a user-side problem)."""
+
+
+class WeightPushError(ServerWeightsError):
     """A replica did not take the new weights (unreachable, an error answer, or not in dev mode)."""
 
 
-class StaleWeightsError(RuntimeError):
+class StaleWeightsError(ServerWeightsError):
     """A replica serves other weights than the trainer's current ones; rolling out would train on stale samples."""
 
 
