@@ -130,11 +130,13 @@ class ServerWeights:
         self.folder.mkdir(parents=True, exist_ok=True)
         tensors, seen = {}, set()
         for name, tensor in state_dict.items():
+            tensor = tensor.detach().to("cpu").contiguous()  # a no-op for the CPU tensors of a CPU policy
             # A tied output head shares the embedding's storage; safetensors refuses shared tensors, and
             # the head must still be written under its own name (vLLM loads it when the config does not tie).
-            pointer = tensor.data_ptr()
-            tensors[name] = tensor.detach().contiguous().clone() if pointer in seen else tensor.detach().contiguous()
-            seen.add(pointer)
+            if tensor.data_ptr() in seen:
+                tensor = tensor.clone()
+            seen.add(tensor.data_ptr())
+            tensors[name] = tensor
         partial = self.folder / (WEIGHTS_FILE + ".partial")
         save_file(tensors, str(partial), metadata={"format": "pt"})
         os.replace(partial, self.folder / WEIGHTS_FILE)
