@@ -32,7 +32,10 @@ def dev_servers(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     cores = sorted(os.sched_getaffinity(0))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("VLLM_SERVER_DEV_MODE", "1")  # start_server passes this process's environment on
-        servers = [start_server(tiny_model_dir, logs / f"replica{i}.log", cores[i % len(cores)]) for i in range(2)]
+        servers = [
+            start_server(tiny_model_dir, logs / f"replica{i}.log", cores[i % len(cores)] if len(cores) > 1 else None)
+            for i in range(2)
+        ]
     try:
         wait_healthy(servers)
         yield servers
