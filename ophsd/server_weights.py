@@ -182,6 +182,8 @@ class ServedPolicyEngine:
         return served
 
     def __getattr__(self, name: str) -> Any:  # the wrapped engine's extras (max_model_len, base_urls, ...)
+        if name == "engine":  # not set yet (a copy being built): no endless lookup
+            raise AttributeError(name)
         return getattr(self.engine, name)
 
 
