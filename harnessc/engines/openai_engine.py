@@ -28,10 +28,12 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harnessc.engines._common import (
+    SPECIAL_TOKEN_POLICIES,
     UnsupportedConstraintError,
     chat_template_ids,
     distinct_samples,
@@ -72,6 +74,9 @@ class OpenAIEngine:
         tokenizer: a model directory or hub id whose tokenizer `apply_chat_template` uses; None: the server's
             /tokenize route (vLLM).
         special_tokens_in_data: for `apply_chat_template` with a local tokenizer (see `chat_template_ids`).
+            The server renders prompts itself, and vLLM turns special-token text inside a message into special
+            tokens: for such prompts `Completion.prompt_token_ids` (what the server consumed) differ from
+            `apply_chat_template`'s, which the trainer's prompt check reports.
 
     Raises:
         ServerUnavailableError: a replica does not answer /v1/models, or the replicas serve different models.
@@ -96,6 +101,10 @@ class OpenAIEngine:
     ) -> None:
         import httpx
 
+        if special_tokens_in_data not in SPECIAL_TOKEN_POLICIES:
+            raise ValueError(
+                f"special_tokens_in_data must be one of {SPECIAL_TOKEN_POLICIES}, got {special_tokens_in_data!r}"
+            )
         urls = [base_urls] if isinstance(base_urls, str) else list(base_urls)
         self.base_urls: tuple[str, ...] = tuple(_normalize_url(url) for url in urls)
         if retries < 0 or timeout_s <= 0 or backoff_s < 0:
@@ -109,12 +118,16 @@ class OpenAIEngine:
             timeout=httpx.Timeout(timeout_s, connect=_CONNECT_TIMEOUT_S),
             limits=httpx.Limits(max_connections=total, max_keepalive_connections=total),
         )
+        try:
+            cards = [self._model_cards(url) for url in self.base_urls]
+            self.model: str = model or _served_model(self.base_urls, cards)
+            for url, served in zip(self.base_urls, cards, strict=True):
+                if self.model not in served:
+                    raise ServerUnavailableError(f"{url} does not serve {self.model!r} (it serves {', '.join(served)})")
+        except ServerUnavailableError:
+            self._client.close()
+            raise
         self._threads = ThreadPoolExecutor(max_workers=total, thread_name_prefix="openai-engine")
-        cards = [self._model_cards(url) for url in self.base_urls]
-        self.model: str = model or _served_model(self.base_urls, cards)
-        for url, served in zip(self.base_urls, cards, strict=True):
-            if self.model not in served:
-                raise ServerUnavailableError(f"{url} does not serve {self.model!r} (it serves {', '.join(served)})")
         # vLLM's extra request fields (structured outputs, token ids) only where every replica is vLLM.
         self.is_vllm = all(served[self.model].get("owned_by") == "vllm" for served in cards)
         # The context limit (prompt plus completion) the replicas report (vLLM does); None when one does not.
@@ -216,50 +229,61 @@ class OpenAIEngine:
             return error_completions(request, problem)
         body = self._body(request)
         failures: list[str] = []
-        last: Replica | None = None
+        last: _Failure | None = None
         for attempt in range(self.retries + 1):
-            if attempt:
-                self._back_off(attempt, failed_on=last)
+            if last is not None:
+                self._back_off(attempt, last)
             try:
-                replica = self.pool.acquire(avoid=last)
+                replica = self.pool.acquire(avoid=last.replica if last else None)
             except NoReplicaError as error:
                 return error_completions(request, str(error))
             outcome = self._send(replica, body)
-            if isinstance(outcome, dict):
-                return _completions(request, outcome)
-            retry, why = outcome
-            if not retry:
-                return error_completions(request, why)
-            failures.append(why)
-            last = replica
+            if not isinstance(outcome, _Failure):
+                try:
+                    return _completions(request, outcome)
+                except (KeyError, TypeError, ValueError) as error:  # not a chat completion: this request fails
+                    return error_completions(request, f"{replica.url} answered an unreadable completion: {error!r}")
+            if not outcome.retry:
+                return error_completions(request, outcome.why)
+            failures.append(outcome.why)
+            last = outcome
         return error_completions(request, f"failed {len(failures)} times: " + "; ".join(failures))
 
-    def _send(self, replica: Replica, body: dict[str, Any]) -> dict[str, Any] | tuple[bool, str]:
-        """The server's JSON answer, or (worth retrying, why it failed)."""
+    def _send(self, replica: Replica, body: dict[str, Any]) -> dict[str, Any] | _Failure:
+        """The server's JSON answer, or why the request failed there."""
         import httpx
 
         url = f"{replica.url}/v1/chat/completions"
         failed = True
         try:
             response = self._client.post(url, json=body)
-        except httpx.TimeoutException as error:
-            return True, f"{url}: timed out ({type(error).__name__})"
-        except httpx.TransportError as error:  # refused, reset, the server died mid-answer
+            answer = response.json() if response.status_code == 200 else None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:  # nobody listens there: the server is down
             self.pool.mark_down(replica, f"{type(error).__name__}: {error}")
-            return True, f"{url}: {type(error).__name__}: {error}"
+            return _Failure(replica, True, f"{url}: {type(error).__name__}: {error}", lost_connection=True)
+        except httpx.TimeoutException as error:
+            return _Failure(replica, True, f"{url}: timed out ({type(error).__name__})")
+        except httpx.TransportError as error:  # reset, or closed mid-answer (the server died, or a stale socket)
+            return _Failure(replica, True, f"{url}: {type(error).__name__}: {error}", lost_connection=True)
+        except ValueError as error:  # a 200 answer that is not JSON
+            return _Failure(replica, False, f"{url} answered something that is not JSON: {error}")
         else:
             failed = response.status_code != 200
             self.pool.mark_up(replica)
         finally:
             self.pool.release(replica, failed=failed)
+        if isinstance(answer, dict):
+            return answer
         if response.status_code == 200:
-            return dict(response.json())
+            return _Failure(replica, False, f"{url} answered JSON that is not an object")
         detail = f"{url} answered {response.status_code}: {_error_message(response)}"
-        return response.status_code in _RETRY_STATUS, detail
+        return _Failure(replica, response.status_code in _RETRY_STATUS, detail)
 
-    def _back_off(self, attempt: int, failed_on: Replica | None) -> None:
-        """Sleep before a retry, unless another live replica can take it at once (failover needs no wait)."""
-        if failed_on is not None and failed_on.down_until > time.monotonic() and self.pool.live_count() > 0:
+    def _back_off(self, attempt: int, failure: _Failure) -> None:
+        """Sleep before retry `attempt` (1, 2, ...), except after a lost connection while another replica is live:
+        that failover needs no wait. Overloaded or slow servers (5xx, timeouts) get exponential backoff."""
+        others = self.pool.live_count() - int(failure.replica.down_until <= time.monotonic())
+        if failure.lost_connection and others > 0:
             return
         delay = self.backoff_s * 2 ** (attempt - 1)
         time.sleep(delay * (1 + random.random() / 2))  # noqa: S311 - jitter, not security
@@ -315,6 +339,16 @@ class OpenAIEngine:
             raise ServerUnavailableError(
                 f"{url}/v1/models did not answer with an OpenAI model list ({error})"
             ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """A request that failed on `replica`: whether to try again, why, and whether the connection was lost."""
+
+    replica: Replica
+    retry: bool
+    why: str
+    lost_connection: bool = False
 
 
 def _normalize_url(url: str) -> str:

@@ -38,7 +38,7 @@ class FakeServer(ThreadingHTTPServer):
     def __init__(self, owned_by: str = "vllm", delay_s: float = 0.0) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.owned_by, self.delay_s = owned_by, delay_s
-        self.fail, self.hang_s, self.drop = 0, 0.0, False
+        self.fail, self.hang_s, self.drop, self.garbage = 0, 0.0, False, False
         self.bodies: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -84,7 +84,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, {"tokens": [len(message["content"]) for message in body["messages"]]})
             return
         time.sleep(server.delay_s + hang)
-        if fail:
+        if server.garbage:
+            self._json(200, "not a completion")
+        elif fail:
             self._json(503, {"error": {"message": "overloaded"}})
         elif "bad" in body["messages"][-1]["content"]:
             self._json(400, {"error": {"message": "this request is bad"}})
@@ -243,6 +245,9 @@ def test_a_request_that_keeps_failing_becomes_error_completions_alone(servers: l
     bad, good = engine.chat([ask("bad"), ask("good")])  # a 4xx answer: that request, not retried
     assert bad[0].finish_reason == "error" and "this request is bad" in (bad[0].error or "")
     assert good[0].text == "good#0"
+    servers[0].garbage = True
+    [[garbage]] = engine.chat([ask()])
+    assert garbage.finish_reason == "error" and "not an object" in (garbage.error or "")
 
 
 def test_a_dead_replica_loses_no_example(servers: list[FakeServer]) -> None:
@@ -254,6 +259,7 @@ def test_a_dead_replica_loses_no_example(servers: list[FakeServer]) -> None:
     servers[1].stop()  # now refused outright
     results = engine.chat([ask(f"r{i}") for i in range(8)])
     assert all(r[0].finish_reason == "stop" for r in results)
+    assert engine.pool.live_count() == 1 and "ConnectError" in engine.pool.replicas[1].down_reason
 
 
 def test_errors_at_start_name_the_server(servers: list[FakeServer]) -> None:
