@@ -80,9 +80,23 @@ class ServerWeights:
             )
 
     def versions(self) -> list[int | None]:
-        """The weight version each replica serves now, in `base_urls` order (None: not one this trainer set)."""
+        """The weight version each replica serves now, in `base_urls` order (None: not one this trainer set).
+
+        Raises StaleWeightsError naming a replica that does not answer: what it would serve once back (a
+        restart loads the initial weights) is unknown, so it must not be rolled out on."""
+        import httpx
+
+        def read(url: str) -> int | None:
+            try:
+                return self._served_version(url)
+            except httpx.HTTPError as error:
+                raise StaleWeightsError(
+                    f"refusing to roll out: {url} did not say which weights it serves "
+                    f"({type(error).__name__}: {error}); restart it and resume the run with --resume"
+                ) from error
+
         with ThreadPoolExecutor(max_workers=len(self.base_urls)) as pool:
-            return list(pool.map(self._served_version, self.base_urls))
+            return list(pool.map(read, self.base_urls))
 
     def require(self) -> list[int | None]:
         """The replicas' versions, read back; raises StaleWeightsError naming any replica that does not serve

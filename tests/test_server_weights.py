@@ -28,12 +28,15 @@ class FakeReplicas:
         self.calls: list[tuple[str, str, object]] = []
         self.broken: set[str] = set()
         self.ignores_version: set[str] = set()
+        self.down: set[str] = set()
         self.loaded: dict[str, Path] = {}
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         host, route = request.url.host, request.url.path
         body = json.loads(request.content) if request.content else None
         self.calls.append((host, route, body))
+        if host in self.down:
+            raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
         if route == "/weight_info":
             return httpx.Response(200, json={"weight_version": self.versions[host]})
         if route == "/collective_rpc":
@@ -112,6 +115,17 @@ def test_a_restarted_replica_is_refused_before_the_next_wave(tmp_path: Path) -> 
     engine.load_weights({"w": torch.ones(2)})
     assert engine.chat(["r"]) == [["done"]] and served_versions(engine) == {"weight_versions": [4, 4]}
     assert served_versions(inner) == {}  # other engines add nothing to the metrics
+
+
+def test_a_replica_that_does_not_answer_is_refused_and_named(tmp_path: Path) -> None:
+    replicas = FakeReplicas(["a", "b"])
+    weights = _weights(tmp_path, replicas)
+    weights.push({"w": torch.zeros(2)}, version=0)
+    replicas.down.add("a")
+    with pytest.raises(StaleWeightsError, match=r"http://a:8000 did not say which weights it serves \(ConnectError"):
+        weights.require()
+    with pytest.raises(WeightPushError, match="http://a:8000: ConnectError: .*Connection refused"):
+        weights.push({"w": torch.ones(2)}, version=1)
 
 
 def test_base_urls_go_with_engine_openai_only() -> None:
