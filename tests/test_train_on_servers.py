@@ -72,6 +72,8 @@ def test_train_on_servers_rolls_out_on_each_steps_weights(dev_servers, tiny_mode
     urls = [server.url + "/v1" for server in dev_servers]
     settings = {"batch_size": 2, "max_new_tokens": 6, "harness_max_tokens": 6, "probe_size": 0, "tensorboard": False}
     settings["learning_rate"] = 1e-3  # large enough that the trained weights' logprobs move visibly
+    # Held-out evaluation goes through the same replicas (step 0 before any push of an update, then the end).
+    settings.update(eval_data=str(REPO / "examples/data/math.jsonl"), eval_limit=2)
     common = [
         *("--harness", str(REPO / "harnesses/opsd.harness"), "--data", str(REPO / "examples/data/math.jsonl")),
         *("--model", str(tiny_model_dir), "--output", str(run), "--engine", "openai"),
@@ -86,6 +88,8 @@ def test_train_on_servers_rolls_out_on_each_steps_weights(dev_servers, tiny_mode
     assert httpx.post(f"{dev_servers[0].url}/update_weight_version", json={"new_version": "default"}).is_success
     assert main(["train", *common, "--max-steps", str(STEPS), "--resume"]) == 0
     lines = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert lines[0]["step"] == 0 and "eval_accuracy" in lines[0] and "eval_accuracy" in lines[-1]
+    lines = lines[1:]
     # Step N's rollouts came from the weights after N - 1 updates, on both replicas (read back before the wave).
     assert [(line["step"], line["weight_versions"]) for line in lines] == [(n, [n - 1, n - 1]) for n in (1, 2, 3)]
     assert all(line["skipped"] is False for line in lines)
