@@ -202,6 +202,9 @@ def main() -> None:
     for row in results:
         print(f"{row['way']:<18} {row['tokens']:>8} {row['seconds']:>9.1f} {row['tokens_per_s']:>9.1f}")
     print(f"engine calls: (a) {len(recorder.batches)}, (c) {front.calls}")
+    for row in results:
+        if "requests_per_replica" in row:
+            print(f"{row['way']}: requests per replica (warm-up included) {row['requests_per_replica']}")
     print("  ".join(f"{name} = {value:.2f}" for name, value in ratios.items()))
 
 
