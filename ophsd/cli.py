@@ -35,6 +35,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "output": args.output,
         "max_steps": args.max_steps,
         "engine": args.engine,
+        "base_urls": args.base_url,
     }
     config = load_config(args.config, flags, args.overrides, resume=args.resume)
     output = Path(config.output)
@@ -190,7 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="any setting (repeatable; values read as JSON), e.g. --set lora=true",
     )
     train.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps")
-    train.add_argument("--engine", choices=("transformers", "vllm"), help="rollout and harness engine")
+    train.add_argument("--engine", choices=("transformers", "vllm", "openai"), help="rollout and harness engine")
+    train.add_argument(
+        "--base-url",
+        action="append",
+        metavar="URL",
+        help="a vLLM server replica for --engine openai (repeatable; started with VLLM_SERVER_DEV_MODE=1)",
+    )
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
     train.add_argument("--verbose", action="store_true", help=VERBOSE_HELP.format(log="OUTPUT/logs/train.log"))
     train.set_defaults(handler=cmd_train)
@@ -244,6 +251,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from harnessc.runtime.data import DataError
     from harnessc.runtime.runner import RunError
     from ophsd.config import ConfigError
+    from ophsd.server_weights import ServerWeightsError
 
     def compile_error(error: Exception) -> int:
         assert isinstance(error, CompileError)
@@ -257,8 +265,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERRORS
 
     # OSError: files, disks and models the user pointed at (missing, unreadable, full), not our code;
-    # BuiltinsImportError: a `builtins` module of the configuration that does not import.
-    inputs = (ConfigError, DataError, RunError, EngineUnavailableError, BuiltinsImportError, OSError, ValueError)
+    # BuiltinsImportError: a `builtins` module of the configuration that does not import;
+    # ServerWeightsError: a vLLM server of engine openai that did not take, or lost, the pushed weights.
+    inputs = (
+        ConfigError,
+        DataError,
+        RunError,
+        EngineUnavailableError,
+        BuiltinsImportError,
+        ServerWeightsError,
+        OSError,
+        ValueError,
+    )
     return run_command(
         lambda: args.handler(args),
         prog="ophsd",

@@ -141,10 +141,16 @@ class TrainConfig(BaseModel):
     gradient_checkpointing: bool = Field(False, description="Recompute activations in backward (saves memory).")
 
     # ---- the engine ---------------------------------------------------------------------------------------------
-    engine: Literal["transformers", "vllm"] = Field(
+    engine: Literal["transformers", "vllm", "openai"] = Field(
         "transformers",
         description="Rollout and harness engine: "
-        "transformers shares the trained module; vllm runs in-process and gets the weights after each step.",
+        "transformers shares the trained module; vllm runs in-process and gets the weights after each step; "
+        "openai sends requests to vLLM servers (`base_urls`) and pushes the weights to them after each step.",
+    )
+    base_urls: list[str] = Field(
+        default_factory=list,
+        description="With engine = 'openai': the vLLM server replicas (e.g. http://127.0.0.1:8000/v1), each "
+        "started with VLLM_SERVER_DEV_MODE=1 and able to read OUTPUT/server_weights (the weight push).",
     )
     engine_options: dict[str, Any] = Field(
         default_factory=dict, description="Engine arguments (max_model_len, gpu_memory_utilization, batch_size, ...)."
@@ -221,6 +227,10 @@ class TrainConfig(BaseModel):
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than max_steps ({self.max_steps})")
         if self.limit is not None and self.probe_size > self.limit:
             raise ValueError(f"probe_size ({self.probe_size}) is larger than the data (limit {self.limit})")
+        if self.engine == "openai" and not self.base_urls:
+            raise ValueError("engine = 'openai' needs base_urls: the vLLM servers to roll out on (--base-url URL)")
+        if self.base_urls and self.engine != "openai":
+            raise ValueError(f"base_urls are for engine = 'openai', not engine = '{self.engine}'")
         if self.eval_limit is not None and self.eval_data is None:
             raise ValueError("eval_limit is set but eval_data is not: name the held-out data to evaluate on")
         if self.loss != "jsd" and self.jsd_beta != TrainConfig.model_fields["jsd_beta"].default:
@@ -367,7 +377,7 @@ def write_run_config(output: str | Path, config: TrainConfig) -> None:
 # Settings a resumed run may change: they decide how long, how often and how fast, never what is learnt
 # from which rows.
 RESUMABLE_CHANGES = frozenset(
-    {"max_steps", "save_every", "keep_checkpoints", "probe_every", "tensorboard", "gradient_checkpointing"}
+    {"max_steps", "save_every", "keep_checkpoints", "probe_every", "tensorboard", "gradient_checkpointing", "base_urls"}
 )
 
 

@@ -53,6 +53,7 @@ from ophsd.model import (
     output_head,
 )
 from ophsd.samples import inspect_rows, save_samples
+from ophsd.server_weights import create_served_engine, served_versions
 
 log = logging.getLogger("ophsd")
 
@@ -171,7 +172,7 @@ class Trainer:
         self.evaluation = HeldOutEvaluation(self.setup, config, eval_rows, out=self.out) if eval_rows else None
         phase(f"starting the {config.engine} engine")
         self.engine = (engine_factory or _create_engine)(self, config, self.model_path)
-        if resume and config.engine == "vllm":
+        if config.engine == "openai" or (resume and config.engine == "vllm"):  # servers: version 0 or the resumed
             self.engine.load_weights(engine_state_dict(self.policy))
         self.metrics = (
             MetricsLog(self.out, tensorboard=config.tensorboard, truncate_after=self.step)
@@ -322,12 +323,13 @@ class Trainer:
                 grad_norm, skipped = self._update()
         self.optimizer.zero_grad(set_to_none=True)
         with phases("weight_push"):
-            if not skipped and self.config.engine == "vllm":
+            if not skipped and self.config.engine in ("vllm", "openai"):
                 self.engine.load_weights(engine_state_dict(self.policy))
         self.setup.grow_banks([inputs for _, inputs in batch_rows])  # method step 10: every process, all rows
         self.step += 1
         metrics = self._step_metrics(batch, loss_value, grad_norm, skipped, rollouts, records, phases)
         metrics["tokens"] = int(tokens)
+        metrics.update(served_versions(self.engine))  # engine openai: the weight version each replica served
         return metrics
 
     def _update(self) -> tuple[float, bool]:
@@ -583,4 +585,6 @@ def _create_engine(trainer: Trainer, config: TrainConfig, model_path: str) -> En
 
     if config.engine == "vllm":
         return create_engine("vllm", model_path, seed=config.seed, **config.engine_options)
+    if config.engine == "openai":  # replicas serving the policy: see server_weights.py
+        return create_served_engine(trainer, config, model_path)
     return create_engine("transformers", trainer.policy, tokenizer=trainer.tokenizer, **config.engine_options)

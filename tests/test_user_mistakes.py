@@ -268,6 +268,10 @@ OPHSD_MISTAKES = {
         "batch_size=0",
     ],
     "train set without =": ["train", "--harness", HARNESS, "--data", MATH, "--output", "{out}", "--set", "lora"],
+    "train openai without a base URL": ["train", "--harness", HARNESS, "--data", MATH, "--output", "{out}"]
+    + ["--engine", "openai"],
+    "train base URL with another engine": ["train", "--harness", HARNESS, "--data", MATH, "--output", "{out}"]
+    + ["--engine", "vllm", "--base-url", "http://127.0.0.1:9/v1"],
     "train zero steps": ["train", "--harness", HARNESS, "--data", MATH, "--output", "{out}", "--max-steps", "0"],
     "train without harness": ["train", "--data", MATH, "--output", "{out}"],
     "train resume without checkpoints": ["train", "--output", "{run_without_config}", "--resume"],
