@@ -21,8 +21,7 @@ import torch
 if TYPE_CHECKING:
     from ophsd.config import TrainConfig
     from ophsd.model import Teacher
-    from ophsd.sharding import Sharding
-    from ophsd.trainer import Trainer
+    from ophsd.sharding import Checkpointed, Sharding
 
 T = TypeVar("T")
 
@@ -129,7 +128,7 @@ class Distributed:
 
         return engine_state_dict(policy)
 
-    def save_checkpoint(self, trainer: Trainer, keep_step: int | None) -> None:
+    def save_checkpoint(self, trainer: Checkpointed, keep_step: int | None) -> None:
         """Write the trainer's checkpoint for this step (ophsd.checkpoint; under FSDP with sharded/), keeping
         the newest `keep_checkpoints` and `keep_step`'s; every process calls it."""
         if self.sharding is not None:
@@ -149,7 +148,7 @@ class Distributed:
             )
         self.barrier()
 
-    def load_checkpoint(self, path: Path, trainer: Trainer) -> dict[str, Any]:
+    def load_checkpoint(self, path: Path, trainer: Checkpointed) -> dict[str, Any]:
         """The checkpoint at `path` for Trainer.load_state_dict; under FSDP its shards are loaded here."""
         if self.sharding is not None:
             return self.sharding.load(path, trainer)

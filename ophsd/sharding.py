@@ -35,7 +35,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import torch
 from torch import nn
@@ -43,8 +43,24 @@ from torch import nn
 from ophsd.model import causal_lm, completion_hidden, output_head
 
 if TYPE_CHECKING:
+    from ophsd.config import TrainConfig
     from ophsd.model import Teacher
-    from ophsd.trainer import Trainer
+
+
+class Checkpointed(Protocol):
+    """What a checkpoint reads and restores of the trainer (ophsd.trainer.Trainer), named here so that this
+    module and ophsd.distributed do not import the trainer that imports them."""
+
+    out: Path
+    step: int
+    config: TrainConfig
+    policy: nn.Module
+    teacher: Teacher
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+
+    def state_dict(self) -> dict[str, Any]: ...
+
 
 log = logging.getLogger("ophsd")
 
@@ -177,7 +193,7 @@ class Sharding:
 
     # ---- checkpoints -------------------------------------------------------------------------------------------
 
-    def save(self, trainer: Trainer, keep_step: int | None) -> None:
+    def save(self, trainer: Checkpointed, keep_step: int | None) -> None:
         """Every process writes its shards into the staging directory, the main process the rest (see the
         module's text); collective."""
         import torch.distributed.checkpoint as dcp
@@ -186,12 +202,13 @@ class Sharding:
 
         weights = full_weights(trainer.policy, cpu=True, main_only=True)
         staging = staging_dir(trainer.out, trainer.step)
-        if trainer.dist.is_main:  # a killed write's leftovers go first
+        is_main = torch.distributed.get_rank() == 0
+        if is_main:  # a killed write's leftovers go first
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
         torch.distributed.barrier()
         dcp.save(_sharded_state(trainer), checkpoint_id=staging / SHARDED)
-        if trainer.dist.is_main:
+        if is_main:
             state = {**trainer.state_dict(), "optimizer": None, "teacher": None}
             save_checkpoint(
                 trainer.out,
@@ -206,7 +223,7 @@ class Sharding:
             )
         torch.distributed.barrier()
 
-    def load(self, path: Path, trainer: Trainer) -> dict[str, Any]:
+    def load(self, path: Path, trainer: Checkpointed) -> dict[str, Any]:
         """Load the shards of `path` into the policy, optimizer and EMA teacher on every process, and return the
         rest of the checkpoint for Trainer.load_state_dict (whose optimizer entry is the loaded state itself)."""
         import torch.distributed.checkpoint as dcp
@@ -240,7 +257,7 @@ def full_weights(model: nn.Module, *, cpu: bool = False, main_only: bool = False
     return weights
 
 
-def _sharded_state(trainer: Trainer) -> dict[str, Any]:
+def _sharded_state(trainer: Checkpointed) -> dict[str, Any]:
     """What sharded/ holds, as DCP state dicts of this process's shards (filled in place by dcp.load)."""
     from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
 
