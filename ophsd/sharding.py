@@ -74,7 +74,8 @@ class LauncherConfigError(ValueError):
 def launcher_sharding() -> str | None:
     """Sharding "fsdp2" when `accelerate launch` was given an FSDP2 config; None for data parallelism.
 
-    Raises LauncherConfigError for FSDP version 1 and for DeepSpeed, which this trainer does not drive."""
+    Raises LauncherConfigError for FSDP version 1, for DeepSpeed, which this trainer does not drive, and for
+    accelerate's mixed precision and parameter offload, which FSDP2 here does not apply."""
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true":
         raise LauncherConfigError(
             "the accelerate config uses DeepSpeed, which ophsd does not drive: shard with FSDP2 "
@@ -85,6 +86,13 @@ def launcher_sharding() -> str | None:
         return None
     if os.environ.get("FSDP_VERSION", "1") != "2":
         raise LauncherConfigError("the accelerate config uses FSDP version 1: set fsdp_config.fsdp_version: 2")
+    if os.environ.get("ACCELERATE_MIXED_PRECISION", "no") != "no":  # it would go unheeded: say so
+        raise LauncherConfigError(
+            "the accelerate config sets mixed_precision: under FSDP the model trains in the run's `dtype` "
+            "(bf16 on a GPU by default); set mixed_precision: 'no'"
+        )
+    if os.environ.get("FSDP_OFFLOAD_PARAMS", "false").lower() == "true":  # the whole output head stays on the GPU
+        raise LauncherConfigError("the accelerate config offloads parameters: set fsdp_offload_params: false")
     return "fsdp2"
 
 
@@ -115,13 +123,9 @@ class Sharding:
                 self._fully_shard(module)
 
     def _fully_shard(self, model: nn.Module) -> None:
-        from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, fully_shard
+        from torch.distributed.fsdp import fully_shard
 
-        options: dict[str, Any] = {"mesh": self.mesh}
-        if isinstance(self.plugin.mixed_precision_policy, MixedPrecisionPolicy):
-            options["mp_policy"] = self.plugin.mixed_precision_policy
-        if isinstance(self.plugin.cpu_offload, CPUOffloadPolicy):
-            options["offload_policy"] = self.plugin.cpu_offload
+        options: dict[str, Any] = {"mesh": self.mesh}  # no mixed precision, no offload: launcher_sharding
         decoder = causal_lm(model).get_decoder()
         # A tied output head is the embedding matrix: it must stay whole like the head (see the module's text).
         tied = set(output_head(model).parameters()) & set(decoder.parameters())
@@ -178,9 +182,8 @@ class Sharding:
         batch kept no tokens: the other processes' all-gathers and reduce-scatters wait on it."""
         ids = torch.zeros((1, 1), dtype=torch.long, device=self.device)
         mask, positions = torch.ones_like(ids), torch.zeros(1, dtype=torch.long)
-        if teacher.copy is not None:
-            with teacher.active() as module:
-                completion_hidden(module, ids, mask, positions)
+        with teacher.active() as module:  # the copy's units, or the policy's own for a live teacher
+            completion_hidden(module, ids, mask, positions)
         hidden = completion_hidden(policy, ids, mask, positions)
         (output_head(policy)(hidden).sum() * 0.0).backward()
 

@@ -162,12 +162,22 @@ def test_fsdp_two_gpus_equal_one(tmp_path: Path, tiny_model_dir: Path) -> None:
 def test_launcher_config_chooses_the_sharding(monkeypatch: pytest.MonkeyPatch) -> None:
     from ophsd.sharding import LauncherConfigError, launcher_sharding
 
-    for name in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED", "FSDP_VERSION"):
+    launcher_variables = ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED", "ACCELERATE_MIXED_PRECISION")
+    for name in (*launcher_variables, "FSDP_VERSION", "FSDP_OFFLOAD_PARAMS"):
         monkeypatch.delenv(name, raising=False)
     assert launcher_sharding() is None  # torchrun or a plain accelerate config: data parallelism
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     monkeypatch.setenv("FSDP_VERSION", "2")
     assert launcher_sharding() == "fsdp2"
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    with pytest.raises(LauncherConfigError, match="mixed_precision"):
+        launcher_sharding()
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # what the shipped configs say
+    assert launcher_sharding() == "fsdp2"
+    monkeypatch.setenv("FSDP_OFFLOAD_PARAMS", "true")
+    with pytest.raises(LauncherConfigError, match="fsdp_offload_params"):
+        launcher_sharding()
+    monkeypatch.setenv("FSDP_OFFLOAD_PARAMS", "false")
     monkeypatch.setenv("FSDP_VERSION", "1")
     with pytest.raises(LauncherConfigError, match="fsdp_version: 2"):
         launcher_sharding()
@@ -183,3 +193,54 @@ def test_shipped_accelerate_configs_shard_with_fsdp2() -> None:
         assert config["distributed_type"] == "FSDP", path.name
         assert config["fsdp_config"]["fsdp_version"] == 2, path.name
         assert config["fsdp_config"]["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP", path.name
+
+
+def _lockstep_worker(rank: int, world: int, port: int, model_dir: str, result: str) -> None:
+    """One process of test_a_process_without_tokens_keeps_lockstep (spawned; gloo on CPU)."""
+    import copy
+    import os
+
+    from transformers import AutoModelForCausalLM
+
+    from ophsd.model import Teacher, completion_hidden, output_head
+    from ophsd.sharding import Sharding
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), FSDP_VERSION="2", ACCELERATE_USE_FSDP="true")
+    torch.distributed.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        whole = copy.deepcopy(policy)  # the same update on one process, for reference
+        teacher = Teacher("frozen", policy, copy.deepcopy(policy).eval().requires_grad_(False))
+        sharding = Sharding(torch.device("cpu"))
+        sharding.shard(policy, teacher, engine="vllm")
+        ids = torch.arange(1, 9).reshape(1, 8)
+        mask, positions = torch.ones_like(ids), torch.arange(3, 8)
+
+        def loss_of(model: torch.nn.Module) -> torch.Tensor:  # teacher forward, then the student's loss
+            with teacher.active() as module:
+                completion_hidden(module, ids, mask, positions)
+            return output_head(model)(completion_hidden(model, ids, mask, positions)).logsumexp(-1).sum()
+
+        if rank == 0:
+            loss_of(policy).backward()
+        else:  # no tokens this step: without the idle pass, rank 0's all-gathers would wait forever
+            sharding.idle_pass(policy, teacher)
+        norm = sharding.reduce_and_clip(list(policy.parameters()), max_norm=1e9)
+        output_head(whole)(completion_hidden(whole, ids, mask, positions)).logsumexp(-1).sum().backward()
+        expected = torch.nn.utils.clip_grad_norm_(whole.parameters(), 1e9).item()
+        if rank == 0:
+            Path(result).write_text(json.dumps({"norm": norm, "expected": expected}))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_a_process_without_tokens_keeps_lockstep(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A process whose rows kept no tokens runs the idle pass: the step completes (no process waits on a
+    collective the other never calls) and contributes exactly nothing, so the gradient norm is the one
+    process's own (fp32 summation order only: a relative 1e-5)."""
+    result = tmp_path / "result.json"
+    torch.multiprocessing.spawn(
+        _lockstep_worker, args=(2, _free_port(), str(tiny_model_dir), str(result)), nprocs=2, join=True
+    )
+    numbers = json.loads(result.read_text())
+    assert numbers["norm"] == pytest.approx(numbers["expected"], rel=1e-5)
