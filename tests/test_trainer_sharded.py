@@ -108,6 +108,24 @@ def test_fsdp_two_processes_equal_one(tmp_path: Path, tiny_model_dir: Path) -> N
 
 
 @pytest.mark.slow
+def test_fsdp_tied_embeddings_equal_one(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A tied output head (SmolLM2, the default model, ties it) is the embedding matrix: it stays whole on
+    every process like an untied head, and the update still equals one process's."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tied = tmp_path / "tied-model"
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model.config.tie_word_embeddings = True
+    model.tie_weights()  # the head becomes the embedding matrix
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    model.save_pretrained(tied)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tied)
+    single = train(tmp_path / "single", tied, processes=1, steps=1)
+    sharded = train(tmp_path / "sharded", tied, processes=2, steps=1)
+    _assert_same_update(single, sharded, tied)
+
+
+@pytest.mark.slow
 def test_fsdp_resume_continues_exactly(tmp_path: Path, tiny_model_dir: Path) -> None:
     """Three steps straight, against two steps, a resume from the step-2 checkpoint's shards, and a third:
     the same processes sum in the same order, so a resume that restores the sharded weights, AdamW moments
