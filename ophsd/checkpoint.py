@@ -36,6 +36,12 @@ def checkpoint_dir(out: Path, step: int) -> Path:
     return out / "checkpoints" / f"step-{step:06d}"
 
 
+def staging_dir(out: Path, step: int) -> Path:
+    """Where a checkpoint is written before it is renamed into place (never a candidate for lookup)."""
+    final = checkpoint_dir(out, step)
+    return final.with_name(final.name + ".tmp")
+
+
 MANIFEST = "manifest.json"
 _STEP_NAME = re.compile(r"step-\d{6,}")
 
@@ -120,16 +126,21 @@ def save_checkpoint(
     tokenizer: Any,
     keep: int,
     keep_step: int | None = None,
+    weights: Mapping[str, torch.Tensor] | None = None,
+    staged: bool = False,
 ) -> Path:
     """Write a checkpoint of `state` (Trainer.state_dict(): its "banks" as banks/NAME.jsonl, the rest as
     trainer.pt) with `model` and `tokenizer` (save_pretrained: a directory engines load), atomically (a
     temporary directory renamed into place); then keep the newest `keep` checkpoints (and the one of
-    `keep_step`, the best held-out step, whatever its age). Returns the checkpoint's directory."""
-    final = checkpoint_dir(out, step)
-    staging = final.with_name(final.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    model.save_pretrained(staging / "model")
+    `keep_step`, the best held-out step, whatever its age). Returns the checkpoint's directory.
+
+    `weights`: the model's full weights when `model` holds only a shard of them (FSDP); `staged`: the staging
+    directory (`staging_dir`) already holds files of this checkpoint (every process's shards), kept."""
+    final, staging = checkpoint_dir(out, step), staging_dir(out, step)
+    if not staged:
+        shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=staged)
+    model.save_pretrained(staging / "model", state_dict=weights)
     tokenizer.save_pretrained(staging / "model")
     (staging / "banks").mkdir()
     for name, entries in state.get("banks", {}).items():
@@ -146,14 +157,16 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
+def load_checkpoint(path: Path, *, weights: bool = True) -> dict[str, Any]:
     """The state a checkpoint holds, for Trainer.load_state_dict: trainer.pt's entries, "banks" (name ->
-    entries) and "model", the weights in model/ (the adapter's for a LoRA checkpoint, all of them otherwise)."""
+    entries) and "model", the weights in model/ (the adapter's for a LoRA checkpoint, all of them otherwise;
+    left out when not `weights`: a sharded run loads its shards instead)."""
     from harnessc.runtime.data import load_rows
 
     state = torch.load(path / "trainer.pt", weights_only=False)
     state["banks"] = {file.stem: [row.values for row in load_rows(file)] for file in sorted(path.glob("banks/*.jsonl"))}
-    state["model"] = _read_weights(path / "model")
+    if weights:
+        state["model"] = _read_weights(path / "model")
     return state
 
 

@@ -20,6 +20,7 @@ import torch
 if TYPE_CHECKING:
     from ophsd.config import TrainConfig
     from ophsd.context import DistillBatch
+    from ophsd.distributed import Distributed
     from ophsd.losses import DivergenceSpec
     from ophsd.model import Teacher
 
@@ -34,6 +35,7 @@ class Inspected(Protocol):
     teacher: Teacher
     spec: DivergenceSpec
     config: TrainConfig
+    dist: Distributed
 
     def teacher_hidden(self, batch: DistillBatch) -> torch.Tensor: ...
 
@@ -50,7 +52,7 @@ def inspect_rows(trainer: Inspected, batch: DistillBatch, count: int) -> list[di
 
     tokenizer, device = trainer.tokenizer, trainer.device
     rows = list(range(min(count, len(batch.kept))))
-    if not rows:
+    if not rows or (trainer.dist.sharding is not None and trainer.dist.sharding.skip_samples()):
         return []
     teacher_hidden = trainer.teacher_hidden(batch)  # (N, H): the teacher's, in eval mode
     with eval_mode(trainer.policy):

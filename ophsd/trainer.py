@@ -35,7 +35,7 @@ from harnessc.engines.base import ChatRequest, Engine
 from harnessc.runtime.executor import StageSynchronousExecutor
 from harnessc.runtime.harness_setup import Example, UndeclaredBankError, set_up_harness
 from harnessc.runtime.trace import ExampleRecord
-from ophsd.checkpoint import checkpoint_dir, latest_checkpoint, load_checkpoint, save_checkpoint
+from ophsd.checkpoint import checkpoint_dir, latest_checkpoint
 from ophsd.config import ConfigError, TrainConfig, param_overrides, rollout_overrides, write_run_config
 from ophsd.context import DistillBatch, DistillExample, TeacherContextBuilder
 from ophsd.distributed import Distributed
@@ -45,7 +45,6 @@ from ophsd.metrics import MetricsLog
 from ophsd.model import (
     Teacher,
     completion_hidden,
-    engine_state_dict,
     eval_mode,
     load_policy,
     load_weights,
@@ -134,14 +133,7 @@ class Trainer:
         phase(f"loading the model ({self.model_path})")
         self.policy, self.tokenizer = load_policy(config, self.model_path, self.device)
         self.teacher = Teacher.create(config, self.policy)  # before any checkpoint: frozen = initial weights
-        trainable = [param for param in self.policy.parameters() if param.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            trainable, lr=config.learning_rate, weight_decay=config.weight_decay, betas=config.adam_betas
-        )
-        warmup = config.warmup_steps
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
-        )
+        self.optimizer, self.scheduler = self.dist.prepare(config, self.policy, self.teacher)  # FSDP: sharded
         self.builder = TeacherContextBuilder(
             self.tokenizer,
             max_prompt_tokens=config.max_prompt_tokens,
@@ -173,7 +165,7 @@ class Trainer:
         phase(f"starting the {config.engine} engine")
         self.engine = (engine_factory or _create_engine)(self, config, self.model_path)
         if config.engine == "openai" or (resume and config.engine == "vllm"):  # servers: version 0 or the resumed
-            self.engine.load_weights(engine_state_dict(self.policy))
+            self.engine.load_weights(self.dist.engine_weights(self.policy))
         self.metrics = (
             MetricsLog(self.out, tensorboard=config.tensorboard, truncate_after=self.step)
             if self.dist.is_main
@@ -318,13 +310,15 @@ class Trainer:
                     loss = self.divergence(batch, teacher_hidden, grad=True).sum() / tokens
                     loss.backward()
                 loss_sum = loss.item()
+            else:  # FSDP: the other processes' collectives wait on this one's forwards and backward
+                self.dist.idle_pass(self.policy, self.teacher)
             loss_value = self.dist.sum(loss_sum)
             with phases("update"):
                 grad_norm, skipped = self._update()
         self.optimizer.zero_grad(set_to_none=True)
         with phases("weight_push"):
             if not skipped and self.config.engine in ("vllm", "openai"):
-                self.engine.load_weights(engine_state_dict(self.policy))
+                self.engine.load_weights(self.dist.engine_weights(self.policy))
         self.setup.grow_banks([inputs for _, inputs in batch_rows])  # method step 10: every process, all rows
         self.step += 1
         metrics = self._step_metrics(batch, loss_value, grad_norm, skipped, rollouts, records, phases)
@@ -334,8 +328,7 @@ class Trainer:
 
     def _update(self) -> tuple[float, bool]:
         params = [param for param in self.policy.parameters() if param.requires_grad]
-        self.dist.sum_gradients(params)
-        norm = torch.nn.utils.clip_grad_norm_(params, self.config.max_grad_norm).item()
+        norm = self.dist.reduce_and_clip(params, self.config.max_grad_norm)
         if not math.isfinite(norm):  # it would poison the weights: skip this step
             if "skipped" not in self.warned:
                 self.warned.add("skipped")
@@ -459,18 +452,8 @@ class Trainer:
                 progress(metrics)
             if best or self.step % self.config.save_every == 0 or self.step == self.config.max_steps:
                 step_phase("saving a checkpoint")
-                if self.dist.is_main:
-                    keep = int(self.best["step"]) if self.best and self.best["checkpoint"] else None
-                    save_checkpoint(
-                        self.out,
-                        self.step,
-                        self.state_dict(),
-                        model=self.policy,
-                        tokenizer=self.tokenizer,
-                        keep=self.config.keep_checkpoints,
-                        keep_step=keep,
-                    )
-                self.dist.barrier()
+                keep = int(self.best["step"]) if self.best and self.best["checkpoint"] else None
+                self.dist.save_checkpoint(self, keep)
         if self.metrics is not None:
             self.metrics.close()
         return history
@@ -479,7 +462,7 @@ class Trainer:
         checkpoint = latest_checkpoint(self.out)
         if checkpoint is None:
             raise FileNotFoundError(f"--resume: no checkpoint under {self.out / 'checkpoints'}")
-        self.load_state_dict(load_checkpoint(checkpoint))
+        self.load_state_dict(self.dist.load_checkpoint(checkpoint, self))
 
     def state_dict(self) -> dict[str, Any]:
         """What continues this run exactly, besides the policy's weights (a checkpoint writes those as a model
@@ -587,4 +570,5 @@ def _create_engine(trainer: Trainer, config: TrainConfig, model_path: str) -> En
         return create_engine("vllm", model_path, seed=config.seed, **config.engine_options)
     if config.engine == "openai":  # replicas serving the policy: see server_weights.py
         return create_served_engine(trainer, config, model_path)
-    return create_engine("transformers", trainer.policy, tokenizer=trainer.tokenizer, **config.engine_options)
+    model = trainer.dist.engine_model(trainer.policy)  # FSDP: a full copy, refreshed at every step
+    return create_engine("transformers", model, tokenizer=trainer.tokenizer, **config.engine_options)

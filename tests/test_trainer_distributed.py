@@ -33,6 +33,38 @@ def kl_rounding_bound(vocab: int) -> float:
     return FP32_UNIT_ROUNDOFF * math.log2(vocab) * 2 * math.log(vocab)
 
 
+def assert_same_first_adam_move(
+    initial: dict[str, torch.Tensor],
+    one: dict[str, torch.Tensor],
+    two: dict[str, torch.Tensor],
+    learning_rate: float,
+    weight_decay: float,
+) -> None:
+    """Two runs' weights after one AdamW step from `initial` agree as far as summation order allows.
+
+    Adam's first step moves a weight w with gradient g by -lr * (g / (|g| + eps) + wd * w): about lr * sign(g),
+    whatever g's size. Another process count changes only the summation order of g. Where |g| > 99 eps (Adam's
+    eps is 1e-8) the ratio g / (|g| + eps) is above 0.99, and a relative error r in g moves it by at most
+    r * eps / |g| < r / 99: a tenth of a percent of lr allows r up to 10%, far above fp32 rounding (measured:
+    a few 1e-9, the weights' own last bit). Where g is within 100 eps of zero the move is a ratio of numbers
+    at the rounding level and may differ by anything up to a sign flip, 2 lr (seen: an output-head weight
+    moved by 1.4e-4 in one run and 1.1e-4 in the other). The first run's move tells which is which:
+    g / (|g| + eps) = -move / lr - wd * w. A lost or doubled share of the batch changes the moves of clear
+    gradients by up to 2 lr; a gradient averaged instead of summed leaves Adam's first move alone, which is
+    why the callers also compare grad_norm.
+    """
+    assert one.keys() == two.keys()
+    clear_count = 0
+    for name in one:
+        ratio = -(one[name] - initial[name]) / learning_rate - weight_decay * initial[name]  # g / (|g| + eps)
+        clear = ratio.abs() > 0.99
+        difference = (one[name] - two[name]).abs()
+        assert torch.where(clear, difference, 0.0).max() <= 1e-3 * learning_rate, name
+        assert difference.max() <= 2 * learning_rate * (1 + 1e-3), name
+        clear_count += int(clear.sum())
+    assert clear_count > 0.5 * sum(tensor.numel() for tensor in one.values())  # the strict check covers most
+
+
 def train(tmp: Path, tiny_model_dir: Path, processes: int) -> Path:
     output = tmp / f"run{processes}"
     settings = {
@@ -85,11 +117,8 @@ def test_two_processes_equal_one(tmp_path: Path, tiny_model_dir: Path) -> None:
 
     single, double = train(tmp_path, tiny_model_dir, 1), train(tmp_path, tiny_model_dir, 2)
     weights = [load_file(str(run / "checkpoints/step-000001/model/model.safetensors")) for run in (single, double)]
-    assert weights[0].keys() == weights[1].keys()
-    # Adam's first step moves each weight by about lr (1e-3) times the sign of its gradient, so a tiny
-    # gradient summed in another order can move by a little more or less: allow 2% of the learning rate.
-    for name in weights[0]:
-        assert torch.allclose(weights[0][name], weights[1][name], atol=2e-5), name
+    initial = load_file(str(tiny_model_dir / "model.safetensors"))
+    assert_same_first_adam_move(initial, *weights, learning_rate=1e-3, weight_decay=0.1)  # TrainConfig's decay
     metrics = [json.loads(line) for line in (double / "metrics.jsonl").read_text().splitlines()]
     single_metrics = [json.loads(line) for line in (single / "metrics.jsonl").read_text().splitlines()]
     assert metrics[-1]["tokens"] == single_metrics[-1]["tokens"]
