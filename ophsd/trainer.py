@@ -49,6 +49,7 @@ from ophsd.model import (
     eval_mode,
     load_policy,
     load_weights,
+    make_optimizer,
     model_context_length,
     output_head,
 )
@@ -134,9 +135,7 @@ class Trainer:
         self.policy, self.tokenizer = load_policy(config, self.model_path, self.device)
         self.teacher = Teacher.create(config, self.policy)  # before any checkpoint: frozen = initial weights
         trainable = [param for param in self.policy.parameters() if param.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            trainable, lr=config.learning_rate, weight_decay=config.weight_decay, betas=config.adam_betas
-        )
+        self.optimizer = make_optimizer(trainable, config, self.device)
         warmup = config.warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0
