@@ -1,7 +1,8 @@
 """Training cost: time per step and per phase, and the loss's time and peak memory against a naive loss.
 
     python benchmarks/bench_train.py                         # tiny model and SmolLM2-135M, both engines
-    python benchmarks/bench_train.py --models smollm2 --engines vllm --steps 4
+    python benchmarks/bench_train.py --models smollm2 --engines vllm --steps 3 --repeats 2 --skip-loss
+    python benchmarks/bench_train.py --skip-trl              # without TRL installed: our rows only
 
 1. The loss alone (one fixed batch: 4 sequences x 64 completion tokens, forward + backward):
      chunked   ophsd's loss: decoder hidden states, the output head applied 256 positions at a time under
@@ -15,7 +16,8 @@
    TRL's self-distillation trainer on the same model, batch, completion length, loss and optimizer
    (benchmarks/trl_sdft.py; `pip install 'ophsd[bench]'` pins the TRL version measured) and the ratio
    TRL / ours. Every run is a fresh subprocess (clean memory and threads); with --repeats N each trainer
-   runs N times and the median run is reported.
+   runs N times, the trainers taking turns, and the median run is reported (of an even number,
+   the faster of the two middle ones).
 """
 
 from __future__ import annotations
@@ -161,11 +163,26 @@ def run_steps(path: str, trainer: str, steps: int) -> dict:
     return json.loads(results[-1].removeprefix("RESULT "))
 
 
-def median_run(path: str, trainer: str, steps: int, repeats: int) -> dict:
-    """The run with the median seconds per step of `repeats` fresh runs, with every run's time under `runs`."""
-    rows = sorted((run_steps(path, trainer, steps) for _ in range(repeats)), key=lambda row: row["seconds_per_step"])
-    row = rows[(len(rows) - 1) // 2]
-    return {**row, "runs": [r["seconds_per_step"] for r in rows]}
+def median_runs(path: str, trainers: list[str], steps: int, repeats: int) -> dict[str, dict]:
+    """Per trainer, the run with the median seconds per step of `repeats` fresh runs (every run's time under
+    `runs`). The trainers take turns, so a change in the machine's load falls on all of them alike; each run
+    is reported on stderr as it ends."""
+    runs: dict[str, list[dict]] = {trainer: [] for trainer in trainers}
+    for repeat in range(repeats):
+        for trainer in trainers:
+            row = run_steps(path, trainer, steps)
+            runs[trainer].append(row)
+            phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in row["phases"].items())
+            print(
+                f"run {repeat + 1}/{repeats} {row['engine']}: {row['seconds_per_step']:.2f} s/step ({phases})",
+                file=sys.stderr,
+                flush=True,
+            )
+    medians = {}
+    for trainer, rows in runs.items():
+        rows.sort(key=lambda row: row["seconds_per_step"])
+        medians[trainer] = {**rows[(len(rows) - 1) // 2], "runs": [row["seconds_per_step"] for row in rows]}
+    return medians
 
 
 def main() -> None:
@@ -182,8 +199,9 @@ def main() -> None:
         if not args.skip_loss:
             print_losses(name, bench_loss(path))
         print(f"\n## {name}: steps of `ophsd train` (OPSD harness, batch 4, 64 tokens), median of {args.repeats}")
-        rows = [median_run(path, engine, args.steps, args.repeats) for engine in args.engines]
-        baseline = None if args.skip_trl else median_run(path, "trl", args.steps, args.repeats)
+        medians = median_runs(path, ([] if args.skip_trl else ["trl"]) + args.engines, args.steps, args.repeats)
+        rows = [medians[engine] for engine in args.engines]
+        baseline = medians.get("trl")
         phases = list(rows[0]["phases"])
         print(f"| trainer | s/step | {' | '.join(phases)} | runs |")
         print("| --- | ---: |" + " ---: |" * len(phases) + " --- |")
