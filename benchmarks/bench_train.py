@@ -6,7 +6,7 @@
 
 1. The loss alone (one fixed batch: 4 sequences x 64 completion tokens, forward + backward):
      chunked   ophsd's loss: decoder hidden states, the output head applied 256 positions at a time under
-               activation checkpointing, fp32 log-softmax per chunk
+               activation checkpointing, fp32 log-softmax per chunk (this batch is one chunk: no checkpointing)
      naive     full (B, T, V) logits from both models, cast to fp32, log-softmax over everything
    Peak memory is the growth of the process's peak resident set while computing the loss, measured in a
    fresh subprocess per variant (CPU); on CUDA, torch.cuda.max_memory_allocated.
