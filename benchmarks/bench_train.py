@@ -1,20 +1,23 @@
 """Training cost: time per step and per phase, and the loss's time and peak memory against a naive loss.
 
     python benchmarks/bench_train.py                         # tiny model and SmolLM2-135M, both engines
-    python benchmarks/bench_train.py --models smollm2 --engines vllm --steps 4
+    python benchmarks/bench_train.py --models smollm2 --engines vllm --steps 3 --repeats 2 --skip-loss
+    python benchmarks/bench_train.py --skip-trl              # without TRL installed: our rows only
 
 1. The loss alone (one fixed batch: 4 sequences x 64 completion tokens, forward + backward):
      chunked   ophsd's loss: decoder hidden states, the output head applied 256 positions at a time under
-               activation checkpointing, fp32 log-softmax per chunk
+               activation checkpointing, fp32 log-softmax per chunk (this batch is one chunk: no checkpointing)
      naive     full (B, T, V) logits from both models, cast to fp32, log-softmax over everything
    Peak memory is the growth of the process's peak resident set while computing the loss, measured in a
    fresh subprocess per variant (CPU); on CUDA, torch.cuda.max_memory_allocated.
 2. Whole steps of `ophsd train` with the OPSD harness (the same work as TRL's SDFT trainer: the teacher
    sees the reference solution), batch 4, 64 completion tokens: mean time per step after the first and
-   its split into phases, through the transformers engine and through vLLM.
-
-The hand-measured reference from the issue (TRL 1.16 SDFT, SmolLM2-135M fp32, 2 cores, 4 prompts x 64
-tokens: 12.5 s per step) is printed beside the step times as an external reference, not a same-run baseline.
+   its split into phases, through the transformers engine and through vLLM; beside them, in the same run,
+   TRL's self-distillation trainer on the same model, batch, completion length, loss and optimizer
+   (benchmarks/trl_sdft.py; `pip install 'ophsd[bench]'` pins the TRL version measured) and the ratio
+   TRL / ours. Every run is a fresh subprocess (clean memory and threads); with --repeats N each trainer
+   runs N times, the trainers taking turns, and the median run is reported (of an even number,
+   the faster of the two middle ones).
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
-TRL_SDFT_SECONDS = 12.5
 
 
 def model_path(name: str) -> str:
@@ -110,7 +112,7 @@ def bench_loss(path: str) -> list[dict]:
 # ---- 2. whole steps ----------------------------------------------------------------------------------------
 
 
-def bench_steps(path: str, engine: str, steps: int) -> dict:
+def ours_steps(path: str, engine: str, steps: int) -> dict:
     from ophsd.config import TrainConfig
     from ophsd.trainer import Trainer
 
@@ -132,12 +134,55 @@ def bench_steps(path: str, engine: str, steps: int) -> dict:
             engine_options={"max_model_len": 1024} if engine == "vllm" or "tiny" in path else {},
         )
         trainer = Trainer(config)
-        history = trainer.train()
+        ends: list[float] = []  # as TRL's row: wall time between the ends of consecutive steps
+        history = trainer.train(progress=lambda _: ends.append(time.perf_counter()))
     timed = history[1:] or history
     phases = {name: sum(row["seconds"].get(name, 0.0) for row in timed) / len(timed) for name in timed[0]["seconds"]}
-    per_step = sum(phases.values())
+    gaps = [later - earlier for earlier, later in zip(ends, ends[1:], strict=False)]
+    per_step = sum(gaps) / len(gaps) if gaps else sum(phases.values())
+    phases["other"] = max(per_step - sum(phases.values()), 0.0)
     tokens = sum(row["tokens"] for row in timed) / len(timed)
     return {"engine": engine, "seconds_per_step": per_step, "phases": phases, "loss_tokens_per_s": tokens / per_step}
+
+
+def run_steps(path: str, trainer: str, steps: int) -> dict:
+    """`ours_steps` (trainer = an engine name) or TRL's (trainer = "trl") in a fresh subprocess."""
+    call = (
+        f"trl_sdft.sdft_steps({path!r}, {steps})"
+        if trainer == "trl"
+        else f"bench_train.ours_steps({path!r}, {trainer!r}, {steps})"
+    )
+    code = (
+        f"import json, sys; sys.path.insert(0, {str(REPO)!r}); sys.path.insert(0, {str(REPO / 'benchmarks')!r});"
+        f"import bench_train, trl_sdft; print('RESULT ' + json.dumps({call}))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    results = [line for line in output.stdout.splitlines() if line.startswith("RESULT ")]
+    if output.returncode or not results:
+        raise RuntimeError(f"the {trainer} run failed (exit {output.returncode}):\n{output.stderr[-3000:]}")
+    return json.loads(results[-1].removeprefix("RESULT "))
+
+
+def median_runs(path: str, trainers: list[str], steps: int, repeats: int) -> dict[str, dict]:
+    """Per trainer, the run with the median seconds per step of `repeats` fresh runs (every run's time under
+    `runs`). The trainers take turns, so a change in the machine's load falls on all of them alike; each run
+    is reported on stderr as it ends."""
+    runs: dict[str, list[dict]] = {trainer: [] for trainer in trainers}
+    for repeat in range(repeats):
+        for trainer in trainers:
+            row = run_steps(path, trainer, steps)
+            runs[trainer].append(row)
+            phases = ", ".join(f"{name} {seconds:.2f}" for name, seconds in row["phases"].items())
+            print(
+                f"run {repeat + 1}/{repeats} {row['engine']}: {row['seconds_per_step']:.2f} s/step ({phases})",
+                file=sys.stderr,
+                flush=True,
+            )
+    medians = {}
+    for trainer, rows in runs.items():
+        rows.sort(key=lambda row: row["seconds_per_step"])
+        medians[trainer] = {**rows[(len(rows) - 1) // 2], "runs": [row["seconds_per_step"] for row in rows]}
+    return medians
 
 
 def main() -> None:
@@ -145,36 +190,42 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=("tiny", "smollm2"), default=["tiny", "smollm2"])
     parser.add_argument("--engines", nargs="+", choices=("transformers", "vllm"), default=["transformers", "vllm"])
     parser.add_argument("--steps", type=int, default=3, help="steps per run (the first is not timed)")
+    parser.add_argument("--repeats", type=int, default=1, help="fresh runs per trainer; the median is reported")
+    parser.add_argument("--skip-loss", action="store_true", help="skip part 1 (the loss alone)")
+    parser.add_argument("--skip-trl", action="store_true", help="no TRL baseline row (TRL not installed)")
     args = parser.parse_args()
     for name in args.models:
         path = model_path(name)
-        losses = bench_loss(path)
-        naive, chunked = losses
-        print(
-            f"\n## {name}: the loss (4 x 64 completion tokens, vocabulary {naive['vocab']:,}, fp32, forward+backward)"
-        )
-        print(f"{'variant':<9} {'seconds':>8} {'peak growth MB':>15} {'loss':>10}")
-        for row in losses:
-            print(f"{row['variant']:<9} {row['seconds']:>8.2f} {row['peak_growth_mb']:>15.0f} {row['loss']:>10.4f}")
-        print(
-            f"chunked/naive: time {chunked['seconds'] / naive['seconds']:.2f}, "
-            f"peak memory {chunked['peak_growth_mb'] / max(naive['peak_growth_mb'], 1):.2f}"
-        )
-        print(f"\n## {name}: steps of `ophsd train` (OPSD harness, batch 4, 64 tokens)")
-        rows = [bench_steps(path, engine, args.steps) for engine in args.engines]
+        if not args.skip_loss:
+            print_losses(name, bench_loss(path))
+        print(f"\n## {name}: steps of `ophsd train` (OPSD harness, batch 4, 64 tokens), median of {args.repeats}")
+        medians = median_runs(path, ([] if args.skip_trl else ["trl"]) + args.engines, args.steps, args.repeats)
+        rows = [medians[engine] for engine in args.engines]
+        baseline = medians.get("trl")
         phases = list(rows[0]["phases"])
-        print(f"{'engine':<13} {'s/step':>7} " + " ".join(f"{phase:>11}" for phase in phases))
-        for row in rows:
+        print(f"| trainer | s/step | {' | '.join(phases)} | runs |")
+        print("| --- | ---: |" + " ---: |" * len(phases) + " --- |")
+        for row in ([baseline] if baseline else []) + rows:
+            cells = " | ".join(f"{row['phases'][phase]:.2f}" if phase in row["phases"] else "" for phase in phases)
+            runs = ", ".join(f"{seconds:.2f}" for seconds in row["runs"])
+            print(f"| {row['engine']} | {row['seconds_per_step']:.2f} | {cells} | {runs} |")
+        for row in rows if baseline else []:
             print(
-                f"{row['engine']:<13} {row['seconds_per_step']:>7.2f} "
-                + " ".join(f"{row['phases'].get(phase, 0.0):>11.2f}" for phase in phases)
+                f"{baseline['engine']} {baseline['seconds_per_step']:.2f} s/step / ours ({row['engine']}) "
+                f"{row['seconds_per_step']:.2f} s/step = {baseline['seconds_per_step'] / row['seconds_per_step']:.2f}x"
             )
-        if name == "smollm2":
-            for row in rows:
-                print(
-                    f"TRL SDFT reference {TRL_SDFT_SECONDS} s/step / {row['engine']} "
-                    f"{row['seconds_per_step']:.2f} s/step = {TRL_SDFT_SECONDS / row['seconds_per_step']:.2f}x"
-                )
+
+
+def print_losses(name: str, losses: list[dict]) -> None:
+    naive, chunked = losses
+    print(f"\n## {name}: the loss (4 x 64 completion tokens, vocabulary {naive['vocab']:,}, fp32, forward+backward)")
+    print(f"{'variant':<9} {'seconds':>8} {'peak growth MB':>15} {'loss':>10}")
+    for row in losses:
+        print(f"{row['variant']:<9} {row['seconds']:>8.2f} {row['peak_growth_mb']:>15.0f} {row['loss']:>10.4f}")
+    print(
+        f"chunked/naive: time {chunked['seconds'] / naive['seconds']:.2f}, "
+        f"peak memory {chunked['peak_growth_mb'] / max(naive['peak_growth_mb'], 1):.2f}"
+    )
 
 
 if __name__ == "__main__":

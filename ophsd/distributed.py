@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
+from ophsd.model import make_optimizer
+
 if TYPE_CHECKING:
     from ophsd.config import TrainConfig
     from ophsd.model import Teacher
@@ -87,13 +89,7 @@ class Distributed:
         if self.sharding is not None:
             self.sharding.shard(policy, teacher, config.engine)
         trainable = [param for param in policy.parameters() if param.requires_grad]
-        optimizer = torch.optim.AdamW(
-            trainable,
-            lr=config.learning_rate,
-            weight_decay=config.weight_decay,
-            betas=config.adam_betas,
-            foreach=False if self.sharding is not None else None,  # whole and sharded tensors do not mix there
-        )
+        optimizer = make_optimizer(trainable, config, self.device, sharded=self.sharding is not None)
         warmup = config.warmup_steps
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: min(1.0, (step + 1) / warmup) if warmup else 1.0

@@ -7,7 +7,7 @@ Shapes: C positions, V vocabulary, H hidden size, N completion tokens in a batch
 
 The chunked form never materialises the (N, V) fp32 logits: positions go through the output heads a chunk
 at a time, and the student's chunk is wrapped in activation checkpointing, so backward recomputes it too
-(memory: one (chunk, V) block instead of N x V).
+(memory: one (chunk, V) block instead of N x V). A batch of at most one chunk skips the checkpointing.
 """
 
 from __future__ import annotations
@@ -79,7 +79,14 @@ def chunked_divergence(
     spec: DivergenceSpec,
     chunk_size: int = 256,
 ) -> torch.Tensor:
-    """`token_divergence` of the heads' logits, computed `chunk_size` positions at a time. (N,) fp32."""
+    """`token_divergence` of the heads' logits, computed `chunk_size` positions at a time. (N,) fp32.
+
+    When all N positions fit one chunk, checkpointing would only recompute the student's head in backward
+    for no memory saving (one (N, V) block either way), so that chunk runs without it: the same values."""
+    if student_hidden.shape[0] <= chunk_size:
+        with torch.no_grad():
+            t_logits = teacher_head(teacher_hidden)  # (N, V)
+        return _chunk(student_hidden, t_logits, student_head, spec)
     pieces = []
     for start in range(0, student_hidden.shape[0], chunk_size):
         s_chunk = student_hidden[start : start + chunk_size]  # (C, H)
@@ -90,8 +97,6 @@ def chunked_divergence(
         else:
             piece = _chunk(s_chunk, t_logits, student_head, spec)
         pieces.append(piece)
-    if not pieces:
-        return student_hidden.new_zeros(0, dtype=torch.float32)
     return torch.cat(pieces)
 
 

