@@ -5,7 +5,6 @@ after training both replicas serve the trained checkpoint's weights, not the ini
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 import httpx  # noqa: E402
 from conftest import REPO  # noqa: E402
-from vllm_servers import VllmServer, start_server, wait_healthy  # noqa: E402
+from vllm_servers import VllmServer, running_servers  # noqa: E402
 
 from ophsd.cli import main  # noqa: E402
 
@@ -29,19 +28,8 @@ def dev_servers(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     """Two replicas with vLLM's development routes on (the weight push needs /collective_rpc); their own, not
     the session's shared replicas: this module changes their weights."""
     logs = tmp_path_factory.mktemp("dev-servers")
-    cores = sorted(os.sched_getaffinity(0))
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VLLM_SERVER_DEV_MODE", "1")  # start_server passes this process's environment on
-        servers = [
-            start_server(tiny_model_dir, logs / f"replica{i}.log", cores[i % len(cores)] if len(cores) > 1 else None)
-            for i in range(2)
-        ]
-    try:
-        wait_healthy(servers)
+    with running_servers(tiny_model_dir, logs, env={"VLLM_SERVER_DEV_MODE": "1"}) as servers:
         yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def _served(url: str) -> tuple[list[int], list[float]]:

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,10 +68,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(model_dir: Path, log: Path, cpu: int | None = None) -> VllmServer:
-    """Start `python -m vllm.entrypoints.openai.api_server` for `model_dir` on a free port (not waiting)."""
+def start_server(model_dir: Path, log: Path, cpu: int | None = None, env: dict[str, str] | None = None) -> VllmServer:
+    """Start `python -m vllm.entrypoints.openai.api_server` for `model_dir` on a free port (not waiting);
+    `env` adds to this process's environment."""
     port = _free_port()
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1")
+    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="1", **(env or {}))
     if cpu is not None:  # without it every replica binds its threads to the same first core
         env["VLLM_CPU_OMP_THREADS_BIND"] = str(cpu)
     command = [
@@ -117,15 +119,16 @@ def wait_healthy(servers: list[VllmServer], timeout_s: float = STARTUP_TIMEOUT_S
         time.sleep(1.0)
 
 
-@pytest.fixture(scope="session")
-def vllm_servers(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[VllmServer]]:
-    """Two replicas of the tiny model, healthy; a test may kill one (later users must check `alive()`)."""
-    pytest.importorskip("vllm")
-    logs = tmp_path_factory.mktemp("vllm-servers")
+@contextmanager
+def running_servers(
+    model_dir: Path, logs: Path, count: int = 2, env: dict[str, str] | None = None
+) -> Iterator[list[VllmServer]]:
+    """`count` healthy replicas of `model_dir` (started in parallel, one core each where there are several),
+    stopped on exit; their logs go to `logs`."""
     cores = sorted(os.sched_getaffinity(0))
     servers = [
-        start_server(tiny_model_dir, logs / f"replica{i}.log", cores[i % len(cores)] if len(cores) > 1 else None)
-        for i in range(2)
+        start_server(model_dir, logs / f"replica{i}.log", cores[i % len(cores)] if len(cores) > 1 else None, env)
+        for i in range(count)
     ]
     try:
         wait_healthy(servers)
@@ -133,3 +136,11 @@ def vllm_servers(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def vllm_servers(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[VllmServer]]:
+    """Two replicas of the tiny model, healthy; a test may kill one (later users must check `alive()`)."""
+    pytest.importorskip("vllm")
+    with running_servers(tiny_model_dir, tmp_path_factory.mktemp("vllm-servers")) as servers:
+        yield servers
