@@ -217,7 +217,10 @@ def create_served_engine(trainer: Any, config: Any, model_path: str) -> ServedPo
 
     if trainer.dist.world > 1:
         raise ConfigError(
-            [f"engine = 'openai' runs in one trainer process (this launch has {trainer.dist.world}): drop torchrun"]
+            [
+                f"engine = 'openai' runs in one trainer process (this launch has {trainer.dist.world}): "
+                "run `ophsd train` without accelerate launch or torchrun"
+            ]
         )
     engine = create_engine("openai", model_path, base_urls=config.base_urls, **config.engine_options)
     return ServedPolicyEngine(engine, ServerWeights(config.base_urls, trainer.out / "server_weights"), trainer.step)

@@ -296,7 +296,9 @@ class OpenAIEngine:
             "n": distinct_samples(sampling),
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens,
+            # vLLM refuses max_tokens over the context outright, and clamps a smaller one to what the prompt
+            # leaves: capped, a stage's budget stops at the context limit, as with the other engines.
+            "max_tokens": min(sampling.max_tokens, self.max_model_len or sampling.max_tokens),
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed

@@ -55,8 +55,9 @@ def add_run_command(commands, add_common) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="engine argument (repeatable; values read as JSON): dtype, max_model_len, "
-        "gpu_memory_utilization, tensor_parallel_size, batch_size, ...",
+        help="engine argument (repeatable; values read as JSON): vllm/transformers: dtype, max_model_len, "
+        "gpu_memory_utilization, tensor_parallel_size, batch_size, ...; openai: model, api_key, max_in_flight, "
+        "timeout_s, retries, backoff_s, revive_after_s",
     )
     run.add_argument("--engine-config", metavar="FILE", help="engine arguments from a TOML or JSON file")
     run.add_argument("--out", metavar="PATH", help="output JSONL (default: runs/<harness>-<data>.jsonl)")

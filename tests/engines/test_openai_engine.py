@@ -168,6 +168,14 @@ def test_sampling_options_map_to_the_request_fields(servers: list[FakeServer]) -
     assert completions[0].finish_reason == "stop" and completions[0].prompt_token_count == 3
 
 
+def test_a_budget_over_the_servers_context_is_capped_to_it(servers: list[FakeServer]) -> None:
+    """vLLM answers 400 to max_tokens over max_model_len (64 here); capped, it stops at the context limit."""
+    engine = engine_on(servers[:1])
+    engine.chat([ask("long", max_tokens=8192), ask("short", max_tokens=10)])
+    sent = {body["messages"][0]["content"]: body["max_tokens"] for body in servers[0].bodies}
+    assert sent == {"long": 64, "short": 10}
+
+
 def test_constraints_logprobs_and_greedy_copies(servers: list[FakeServer]) -> None:
     engine = engine_on(servers[:1])
     choice = OutputConstraint("choice", choices=("yes", "no"))
