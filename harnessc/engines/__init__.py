@@ -111,7 +111,7 @@ def create_engine(name: str | None = None, model: Any = None, **options: Any) ->
             needs `base_urls`).
 
     Raises:
-        ValueError: an unknown name, or "openai" without `base_urls`.
+        ValueError: an unknown name, or "openai" without `base_urls` or with an option it does not take.
         EngineUnavailableError: the engine's packages are not installed.
     """
     name = name or _default_engine_name()
@@ -122,8 +122,15 @@ def create_engine(name: str | None = None, model: Any = None, **options: Any) ->
     if name == "openai":
         if not options.get("base_urls"):
             raise ValueError("the openai engine needs base_urls: the servers to send requests to (--base-url URL)")
+        import inspect
+
         from harnessc.engines.openai_engine import OpenAIEngine
 
+        known = set(inspect.signature(OpenAIEngine).parameters) - {"base_urls", "tokenizer"}
+        if unknown := sorted(set(options) - known - {"base_urls"}):
+            raise ValueError(
+                f"the openai engine has no option {', '.join(unknown)}; its options: {', '.join(sorted(known))}"
+            )
         return OpenAIEngine(options.pop("base_urls"), tokenizer=model, **options)
     if model is None:
         from harnessc.engines.default_model import default_model_dir

@@ -324,6 +324,13 @@ def test_harnessc_run_flag_mistakes(servers: list[FakeServer], tmp_path: Path, c
     assert f"the server at {url} is not reachable" in capsys.readouterr().err
 
 
+def test_an_unknown_engine_option_names_the_known_ones(servers: list[FakeServer]) -> None:
+    from harnessc.engines import create_engine
+
+    with pytest.raises(ValueError, match=r"no option bogus; its options: .*max_in_flight"):
+        create_engine("openai", base_urls=[servers[0].url], bogus=1)
+
+
 def test_openai_is_never_the_default_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     import harnessc.engines as engines
     from harnessc.runtime.runner import RunOptions, chosen_engine
